@@ -1,0 +1,70 @@
+//! Lowering: [`Graph`] → [`Plan`]. Schedules the ops in a deterministic topological order, gives every
+//! value a buffer (inputs and parameters their own; intermediates a place in the arena) and turns
+//! each op node into a step.
+//!
+//! Without a memory plan, intermediates are laid out one after the other (the naive layout).
+
+use crate::error::{Result, WeightError};
+use crate::ir::graph::{Graph, NodeKind, ValueId};
+use kiln_runtime::plan::{Buffer, BufferId, BufferKind, Plan, Step, ARENA_ALIGN};
+use kiln_runtime::shape::fmt_shape;
+use std::collections::HashMap;
+
+/// Lowers a verified graph whose parameters are all bound.
+pub fn lower(graph: &Graph) -> Result<Plan> {
+    let order = graph.topo_order()?;
+    let mut buffers = Vec::new();
+    let mut buffer_of: HashMap<ValueId, BufferId> = HashMap::new();
+    let mut steps = Vec::new();
+    let mut arena_bytes = 0usize;
+    let inputs_index: HashMap<ValueId, usize> = graph
+        .inputs()
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v, i))
+        .collect();
+    for v in order {
+        let node = graph.node(v);
+        let kind = match &node.kind {
+            NodeKind::Input => BufferKind::Input {
+                index: inputs_index[&v],
+            },
+            NodeKind::Param(Some(t)) => BufferKind::Param(t.clone()),
+            NodeKind::Param(None) => {
+                return Err(WeightError::Missing {
+                    name: node.name.clone(),
+                    shape: fmt_shape(&node.ty.shape),
+                    source_file: None,
+                }
+                .into())
+            }
+            NodeKind::Op(_) => {
+                let offset = arena_bytes;
+                arena_bytes += node.ty.bytes().next_multiple_of(ARENA_ALIGN);
+                BufferKind::Intermediate { offset }
+            }
+        };
+        let id = BufferId(buffers.len());
+        buffers.push(Buffer {
+            name: node.name.clone(),
+            shape: node.ty.shape.clone(),
+            kind,
+        });
+        buffer_of.insert(v, id);
+        if let NodeKind::Op(op) = &node.kind {
+            steps.push(Step {
+                op: op.clone(),
+                inputs: graph.operands(v).iter().map(|o| buffer_of[o]).collect(),
+                output: id,
+                in_place: false,
+            });
+        }
+    }
+    Ok(Plan {
+        buffers,
+        steps,
+        inputs: graph.inputs().iter().map(|v| buffer_of[v]).collect(),
+        outputs: graph.outputs().iter().map(|v| buffer_of[v]).collect(),
+        arena_bytes,
+    })
+}

@@ -1,0 +1,70 @@
+//! The reference interpreter: runs a [`Plan`] step by step with the reference kernels, reading and
+//! writing intermediates in one arena exactly where the memory plan put them. It is the oracle that
+//! the JIT and the optimizer are checked against, so it stays plain.
+
+use crate::error::{Result, RuntimeError};
+use crate::plan::{BufferId, BufferKind, Plan};
+use crate::shape::fmt_shape;
+use crate::tensor::Tensor;
+
+/// Checks `inputs` against the plan's declared inputs (count and shapes).
+pub fn check_inputs(plan: &Plan, inputs: &[Tensor]) -> Result<()> {
+    if inputs.len() != plan.inputs.len() {
+        return Err(RuntimeError::InputCount {
+            expected: plan.inputs.len(),
+            got: inputs.len(),
+        });
+    }
+    for (&id, t) in plan.inputs.iter().zip(inputs) {
+        let b = plan.buffer(id);
+        if t.shape() != b.shape.as_slice() {
+            return Err(RuntimeError::InputShape {
+                name: b.name.clone(),
+                expected: fmt_shape(&b.shape),
+                got: fmt_shape(t.shape()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs `plan` on `inputs` and returns its outputs.
+///
+/// Every step copies its operands out of their storage, runs the op's reference kernel and writes the
+/// result at its buffer's place in the arena; so an in-place step, whose result aliases an operand,
+/// behaves exactly as the plan says.
+pub fn run(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    check_inputs(plan, inputs)?;
+    plan.validate().map_err(RuntimeError::InvalidPlan)?;
+    let mut arena = vec![0f32; plan.arena_bytes / std::mem::size_of::<f32>()];
+    let fetch = |arena: &[f32], id: BufferId| -> Result<Tensor> {
+        let b = plan.buffer(id);
+        match &b.kind {
+            BufferKind::Input { index } => Ok(inputs[*index].clone()),
+            BufferKind::Param(t) => Ok(t.clone()),
+            BufferKind::Intermediate { offset } => {
+                let start = offset / std::mem::size_of::<f32>();
+                let len = b.bytes() / std::mem::size_of::<f32>();
+                Tensor::from_slice(&arena[start..start + len], &b.shape)
+            }
+        }
+    };
+    for step in &plan.steps {
+        let operands = step
+            .inputs
+            .iter()
+            .map(|&id| fetch(&arena, id))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&Tensor> = operands.iter().collect();
+        let result = step.op.eval(&refs)?;
+        let BufferKind::Intermediate { offset } = plan.buffer(step.output).kind else {
+            return Err(RuntimeError::InvalidPlan(format!(
+                "step writes {} which is not an intermediate",
+                step.output
+            )));
+        };
+        let start = offset / std::mem::size_of::<f32>();
+        arena[start..start + result.numel()].copy_from_slice(result.data());
+    }
+    plan.outputs.iter().map(|&id| fetch(&arena, id)).collect()
+}
