@@ -85,4 +85,7 @@ pub enum Error {
     /// A graph built or edited inconsistently (unknown value, duplicate name, …).
     #[error("{0}")]
     Graph(String),
+    /// A request the API or the CLI cannot serve (unknown model format, wrong number of outputs, …).
+    #[error("{0}")]
+    Usage(String),
 }

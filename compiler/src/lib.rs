@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod frontend;
 pub mod ir;
 pub mod lower;
 pub mod nn;

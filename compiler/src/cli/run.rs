@@ -1,0 +1,67 @@
+//! `kiln run`: reads inputs from `.npy` files, runs the model, writes the outputs. Outputs are written
+//! only after the whole model ran, each atomically, so a failure leaves no partial file.
+
+use super::{model, Backend, ModelArgs};
+use kiln::{Error, Graph, Result};
+use kiln_runtime::io::npy::{read_npy, write_npy};
+use kiln_runtime::Tensor;
+use std::path::{Path, PathBuf};
+
+pub(crate) fn run(args: &ModelArgs, inputs: &[String], outputs: &[PathBuf], backend: Backend) -> Result<()> {
+    let graph = model::load(args)?;
+    let inputs = read_inputs(&graph, inputs)?;
+    if outputs.len() != graph.outputs().len() {
+        return Err(Error::Usage(format!(
+            "the model has {} output(s), {} --output given",
+            graph.outputs().len(),
+            outputs.len()
+        )));
+    }
+    let results = match backend {
+        Backend::Interp => kiln::run_interpreter(&graph, &inputs)?,
+    };
+    for (path, tensor) in outputs.iter().zip(&results) {
+        write_npy(path, tensor)?;
+    }
+    Ok(())
+}
+
+/// Matches `X.npy` / `NAME=X.npy` arguments to the graph's inputs and reads them.
+fn read_inputs(graph: &Graph, specs: &[String]) -> Result<Vec<Tensor>> {
+    let names: Vec<&str> = graph.inputs().iter().map(|&v| graph.name(v)).collect();
+    let mut paths: Vec<Option<&Path>> = vec![None; names.len()];
+    let mut next_positional = 0;
+    for spec in specs {
+        let named = spec
+            .split_once('=')
+            .and_then(|(n, p)| names.iter().position(|&m| m == n).map(|i| (i, p)));
+        let (index, path) = match named {
+            Some((i, p)) => (i, p),
+            None => {
+                while next_positional < names.len() && paths[next_positional].is_some() {
+                    next_positional += 1;
+                }
+                (next_positional, spec.as_str())
+            }
+        };
+        if index >= names.len() {
+            return Err(Error::Usage(format!(
+                "--input {spec}: the model takes {} input(s): {}",
+                names.len(),
+                names.iter().map(|n| format!("%{n}")).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if paths[index].is_some() {
+            return Err(Error::Usage(format!("input %{} given twice", names[index])));
+        }
+        paths[index] = Some(Path::new(path));
+    }
+    names
+        .iter()
+        .zip(paths)
+        .map(|(name, path)| {
+            let path = path.ok_or_else(|| Error::Usage(format!("no --input given for %{name}")))?;
+            Ok(read_npy(path)?)
+        })
+        .collect()
+}

@@ -1,0 +1,1 @@
+//! Front ends that import models from other formats into a [`Graph`](crate::Graph).
