@@ -21,6 +21,7 @@ pub mod frontend;
 pub mod ir;
 pub mod lower;
 pub mod nn;
+pub mod passes;
 pub mod weights;
 
 pub use error::{Error, ParseError, Result, ShapeError, VerifyError, WeightError};
