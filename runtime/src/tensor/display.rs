@@ -91,7 +91,9 @@ impl ElementFormat {
         let (min, max) = nonzero_finite
             .iter()
             .map(|&v| f64::from(v.abs()))
-            .fold((f64::INFINITY, 0.0f64), |(lo, hi), a| (lo.min(a), hi.max(a)));
+            .fold((f64::INFINITY, 0.0f64), |(lo, hi), a| {
+                (lo.min(a), hi.max(a))
+            });
         // `value != torch.ceil(value)` is evaluated in float32.
         format.int_mode = nonzero_finite.iter().all(|v| *v == v.ceil());
         format.sci_mode = max / min > 1000.0 || max > 1.0e8 || min < 1.0e-4;
@@ -182,7 +184,7 @@ fn shown_indices(len: usize, summarize: bool) -> Vec<usize> {
 
 /// The sub-tensor at `index` of the outermost dimension (`t[index]`), as its data and shape.
 fn sub_tensor<'a>(data: &'a [f32], shape: &'a [usize], index: usize) -> (&'a [f32], &'a [usize]) {
-    let inner = &shape[1..];
+    let inner = shape.get(1..).unwrap_or_default();
     let stride = numel(inner);
     let start = (index * stride).min(data.len());
     let end = (start + stride).min(data.len());
@@ -194,7 +196,11 @@ fn collect_shown(data: &[f32], shape: &[usize], summarize: bool, out: &mut Vec<f
     match shape.first() {
         None => out.extend(data.first()),
         Some(&len) if shape.len() == 1 => {
-            out.extend(shown_indices(len, summarize).iter().filter_map(|&i| data.get(i)));
+            out.extend(
+                shown_indices(len, summarize)
+                    .iter()
+                    .filter_map(|&i| data.get(i)),
+            );
         }
         Some(&len) => {
             for i in shown_indices(len, summarize) {
