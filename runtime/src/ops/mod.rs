@@ -209,3 +209,137 @@ pub(crate) fn expect_rank(what: &str, got: &[usize], rank: usize) -> Result<(), 
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv_with(epilogue: Epilogue) -> Conv2d {
+        Conv2d {
+            stride: [1, 1],
+            padding: Padding2d::symmetric(1, 1),
+            dilation: [1, 1],
+            groups: 1,
+            bias: true,
+            epilogue,
+        }
+    }
+
+    fn pool() -> MaxPool2d {
+        MaxPool2d {
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: Padding2d::default(),
+            dilation: [1, 1],
+            ceil_mode: true,
+        }
+    }
+
+    #[test]
+    fn conv_epilogue_equals_the_separate_kernels_in_sequence() {
+        let x = Tensor::randn(&[2, 3, 7, 7], 1);
+        let w = Tensor::randn(&[4, 3, 3, 3], 2);
+        let b = Tensor::randn(&[4], 3);
+        let r = Tensor::randn(&[2, 4, 7, 7], 4);
+        let relu = Activation::Relu;
+        let fused = Op::Conv2d(conv_with(Epilogue {
+            residual: true,
+            activation: Some(relu),
+            pool: Some(pool()),
+        }));
+        assert_eq!(
+            fused.infer_shape(&[x.shape(), w.shape(), b.shape(), r.shape()]),
+            Ok(vec![2, 4, 4, 4])
+        );
+        let got = fused.eval(&[&x, &w, &b, &r]).unwrap();
+
+        let plain = conv_with(Epilogue::default());
+        let y = Op::Conv2d(plain).eval(&[&x, &w, &b]).unwrap();
+        let y = Op::Add(Add).eval(&[&y, &r]).unwrap();
+        let y = Op::Activation(relu).eval(&[&y]).unwrap();
+        let expected = Op::MaxPool2d(pool()).eval(&[&y]).unwrap();
+        assert_eq!(got, expected);
+        // The epilogue did something: the residual changed the result and relu clipped it.
+        let no_residual = Op::Conv2d(conv_with(Epilogue {
+            activation: Some(relu),
+            pool: Some(pool()),
+            ..Epilogue::default()
+        }))
+        .eval(&[&x, &w, &b])
+        .unwrap();
+        assert_ne!(got, no_residual);
+        assert!(got.data().iter().all(|&v| v >= 0.0));
+    }
+
+    #[test]
+    fn linear_epilogue_equals_the_separate_kernels_in_sequence() {
+        let x = Tensor::randn(&[3, 5], 5);
+        let w = Tensor::randn(&[4, 5], 6);
+        let r = Tensor::randn(&[3, 4], 7);
+        let gelu = Activation::Gelu {
+            approximate: GeluApproximate::None,
+        };
+        let fused = Op::Linear(Linear {
+            bias: false,
+            epilogue: Epilogue {
+                residual: true,
+                activation: Some(gelu),
+                pool: None,
+            },
+        });
+        let got = fused.eval(&[&x, &w, &r]).unwrap();
+        let y = linear::linear(&x, &w, None);
+        let expected = gelu.apply(&add::add(&y, &r));
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn eval_reports_shape_errors_with_the_op_name() {
+        let a = Tensor::zeros(&[2, 3]);
+        let b = Tensor::zeros(&[3, 2]);
+        let err = Op::Add(Add).eval(&[&a, &b]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "add: operand 1 (b): expected [2, 3], got [3, 2]"
+        );
+        // The operand count is checked before any op looks at its operands.
+        let err = Op::Activation(Activation::Relu)
+            .eval(&[&a, &b])
+            .unwrap_err();
+        assert_eq!(err.to_string(), "relu: operands: expected 1 (input), got 2");
+    }
+
+    #[test]
+    fn every_op_infers_its_shape() {
+        let x = &[1, 4, 6, 6][..];
+        let check = |op: Op, inputs: &[&[usize]], expected: &[usize]| {
+            assert_eq!(
+                op.infer_shape(inputs),
+                Ok(expected.to_vec()),
+                "{}",
+                op.name()
+            );
+        };
+        // 6×6 in 2×2 windows, stride 2: 3×3.
+        check(Op::MaxPool2d(pool()), &[x], &[1, 4, 3, 3]);
+        let avg = AvgPool2d {
+            kernel: [3, 3],
+            stride: [3, 3],
+            padding: Padding2d::default(),
+            ceil_mode: false,
+            count_include_pad: true,
+        };
+        check(Op::AvgPool2d(avg), &[x], &[1, 4, 2, 2]);
+        check(Op::GlobalAvgPool2d(GlobalAvgPool2d), &[x], &[1, 4, 1, 1]);
+        check(Op::Activation(Activation::Sigmoid), &[x], x);
+        let c = &[4][..];
+        check(
+            Op::BatchNorm2d(BatchNorm2d { eps: 1e-5 }),
+            &[x, c, c, c, c],
+            x,
+        );
+        check(Op::Add(Add), &[x, x], x);
+        // 4·6·6 = 144.
+        check(Op::Flatten(Flatten { start_dim: 1 }), &[x], &[1, 144]);
+    }
+}
