@@ -82,11 +82,20 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             );
             // clap's own message already starts with `error: `.
             let _ = e.print();
-            return if help { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+            return if help {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
         }
     };
     let result = match cli.command {
-        Command::Run { model, input, output, backend } => run::run(&model, &input, &output, backend),
+        Command::Run {
+            model,
+            input,
+            output,
+            backend,
+        } => run::run(&model, &input, &output, backend),
         Command::Compile { model, emit } => compile::compile(&model, emit),
     };
     match result {

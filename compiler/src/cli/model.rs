@@ -32,14 +32,19 @@ pub(crate) fn load(args: &ModelArgs) -> Result<Graph> {
 }
 
 fn extension(path: &Path) -> Option<String> {
-    path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase())
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
 }
 
 /// Parses `NAME=1x3x224x224` options.
 fn parse_shapes(specs: &[String]) -> Result<BTreeMap<String, Vec<usize>>> {
     let mut shapes = BTreeMap::new();
     for spec in specs {
-        let bad = || Error::Usage(format!("--shape {spec}: expected NAME=DIMS such as x=1x3x224x224"));
+        let bad = || {
+            Error::Usage(format!(
+                "--shape {spec}: expected NAME=DIMS such as x=1x3x224x224"
+            ))
+        };
         let (name, dims) = spec.split_once('=').ok_or_else(bad)?;
         let dims = dims
             .split('x')
@@ -60,7 +65,9 @@ fn check_fixed_shapes(graph: &Graph, shapes: &BTreeMap<String, Vec<usize>>) -> R
             .inputs()
             .iter()
             .find(|&&v| graph.name(v) == name)
-            .ok_or_else(|| Error::Usage(format!("--shape {name}=…: the model has no input %{name}")))?;
+            .ok_or_else(|| {
+                Error::Usage(format!("--shape {name}=…: the model has no input %{name}"))
+            })?;
         let declared = &graph.ty(*input).shape;
         if declared != dims {
             return Err(Error::Usage(format!(

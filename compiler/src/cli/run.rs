@@ -7,7 +7,12 @@ use kiln_runtime::io::npy::{read_npy, write_npy};
 use kiln_runtime::Tensor;
 use std::path::{Path, PathBuf};
 
-pub(crate) fn run(args: &ModelArgs, inputs: &[String], outputs: &[PathBuf], backend: Backend) -> Result<()> {
+pub(crate) fn run(
+    args: &ModelArgs,
+    inputs: &[String],
+    outputs: &[PathBuf],
+    backend: Backend,
+) -> Result<()> {
     let graph = model::load(args)?;
     let inputs = read_inputs(&graph, inputs)?;
     if outputs.len() != graph.outputs().len() {
@@ -48,7 +53,11 @@ fn read_inputs(graph: &Graph, specs: &[String]) -> Result<Vec<Tensor>> {
             return Err(Error::Usage(format!(
                 "--input {spec}: the model takes {} input(s): {}",
                 names.len(),
-                names.iter().map(|n| format!("%{n}")).collect::<Vec<_>>().join(", ")
+                names
+                    .iter()
+                    .map(|n| format!("%{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         if paths[index].is_some() {
