@@ -82,6 +82,9 @@ pub enum Error {
     /// Files, formats and execution.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// Reading or importing an ONNX model.
+    #[error(transparent)]
+    Onnx(#[from] crate::frontend::onnx::OnnxError),
     /// A graph built or edited inconsistently (unknown value, duplicate name, …).
     #[error("{0}")]
     Graph(String),

@@ -16,12 +16,15 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod debug;
 mod error;
 pub mod frontend;
 pub mod ir;
 pub mod lower;
 pub mod nn;
 pub mod passes;
+pub mod plan_text;
+pub mod stats;
 pub mod weights;
 
 pub use error::{Error, ParseError, Result, ShapeError, VerifyError, WeightError};

@@ -2,21 +2,25 @@
 //! value a buffer (inputs and parameters their own; intermediates a place in the arena) and turns
 //! each op node into a step.
 //!
-//! Without a memory plan, intermediates are laid out one after the other (the naive layout).
+//! Lowering lays intermediates out one after the other (the naive layout). The decisions that
+//! depend on the schedule — which steps run in place and where each buffer lives — are the plan
+//! passes [`inplace`](crate::passes::inplace) and [`memory_plan`](crate::passes::memory_plan), run on
+//! the plan this returns; the plan verifier ([`verify_plan`]) checks every plan built here or by them.
 
 use crate::error::{Result, WeightError};
 use crate::ir::graph::{Graph, NodeKind, ValueId};
-use kiln_runtime::plan::{Buffer, BufferId, BufferKind, Plan, Step, ARENA_ALIGN};
+use crate::passes::memory_plan::{layout_naive, verify_plan};
+use kiln_runtime::plan::{Buffer, BufferId, BufferKind, Plan, Step};
 use kiln_runtime::shape::fmt_shape;
 use std::collections::HashMap;
 
-/// Lowers a verified graph whose parameters are all bound.
+/// Lowers a verified graph whose parameters are all bound, with the naive layout; the result has
+/// passed the plan verifier.
 pub fn lower(graph: &Graph) -> Result<Plan> {
     let order = graph.topo_order()?;
     let mut buffers = Vec::new();
     let mut buffer_of: HashMap<ValueId, BufferId> = HashMap::new();
     let mut steps = Vec::new();
-    let mut arena_bytes = 0usize;
     let inputs_index: HashMap<ValueId, usize> = graph
         .inputs()
         .iter()
@@ -38,11 +42,8 @@ pub fn lower(graph: &Graph) -> Result<Plan> {
                 }
                 .into())
             }
-            NodeKind::Op(_) => {
-                let offset = arena_bytes;
-                arena_bytes += node.ty.bytes().next_multiple_of(ARENA_ALIGN);
-                BufferKind::Intermediate { offset }
-            }
+            // Placed by `layout_naive` below, once every buffer exists.
+            NodeKind::Op(_) => BufferKind::Intermediate { offset: 0 },
         };
         let id = BufferId(buffers.len());
         buffers.push(Buffer {
@@ -60,11 +61,15 @@ pub fn lower(graph: &Graph) -> Result<Plan> {
             });
         }
     }
-    Ok(Plan {
+    let mut plan = Plan {
         buffers,
         steps,
         inputs: graph.inputs().iter().map(|v| buffer_of[v]).collect(),
         outputs: graph.outputs().iter().map(|v| buffer_of[v]).collect(),
-        arena_bytes,
-    })
+        arena_bytes: 0,
+    };
+    let no_aliases = vec![None; plan.buffers.len()];
+    layout_naive(&mut plan, &no_aliases);
+    verify_plan(&plan)?;
+    Ok(plan)
 }

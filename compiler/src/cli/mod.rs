@@ -2,10 +2,13 @@
 //! on stderr and exits with status 1; `--help` and `--version` exit 0.
 
 mod compile;
+mod debug;
 mod model;
 mod run;
 
 use clap::{Parser, Subcommand};
+use kiln::passes::{OptLevel, PassManager};
+use kiln::Result;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,12 +34,59 @@ pub(crate) struct ModelArgs {
     shape: Vec<String>,
 }
 
+/// Options choosing and observing the optimizer's passes.
+#[derive(Debug, clap::Args)]
+pub(crate) struct OptArgs {
+    /// Optimization level: -O0 (none), -O1 (dce, BatchNorm folding, activation fusion), -O2 (all).
+    #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = parse_level)]
+    opt_level: OptLevel,
+    /// Runs exactly these passes, in this order, instead of the level's pipeline.
+    #[arg(long, value_name = "a,b,c")]
+    passes: Option<String>,
+    /// Prints the IR after every pass (to stderr).
+    #[arg(long)]
+    print_after_all: bool,
+    /// Prints the IR after the named pass (to stderr); repeatable.
+    #[arg(long, value_name = "PASS")]
+    print_after: Vec<String>,
+    /// Runs the verifier after every pass (always on in debug builds).
+    #[arg(long)]
+    verify_each: bool,
+    /// Prints each pass's run time (to stderr).
+    #[arg(long)]
+    time_passes: bool,
+}
+
+impl OptArgs {
+    /// The pass manager these options describe.
+    pub(crate) fn pass_manager(&self) -> Result<PassManager> {
+        let mut pm = match &self.passes {
+            Some(list) => PassManager::from_list(list)?,
+            None => PassManager::new(self.opt_level),
+        };
+        pm = pm
+            .verify_each(self.verify_each)
+            .print_after_all(self.print_after_all)
+            .time_passes(self.time_passes);
+        for name in &self.print_after {
+            pm = pm.print_after(name)?;
+        }
+        Ok(pm)
+    }
+}
+
+fn parse_level(s: &str) -> std::result::Result<OptLevel, String> {
+    s.parse().map_err(|e: kiln::Error| e.to_string())
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs a model on inputs read from `.npy` files and writes its outputs as `.npy` files.
     Run {
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        opt: OptArgs,
         /// An input: `X.npy` (inputs in order) or `NAME=X.npy`. Repeat for several inputs.
         #[arg(long, value_name = "[NAME=]X.npy", required = true)]
         input: Vec<String>,
@@ -51,9 +101,32 @@ enum Command {
     Compile {
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        opt: OptArgs,
         /// What to print.
         #[arg(long, value_enum, default_value = "ir")]
         emit: Emit,
+        /// Lists every rewrite and every refused fusion or in-place candidate with its reason.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Debugging tools.
+    #[command(subcommand)]
+    Debug(DebugCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DebugCommand {
+    /// Runs the interpreter before and after every pass and names the first pass whose outputs
+    /// diverge from the unoptimized graph's. Exits 1 if one does.
+    Bisect {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        opt: OptArgs,
+        /// An input: `X.npy` (inputs in order) or `NAME=X.npy`.
+        #[arg(long, value_name = "[NAME=]X.npy", required = true)]
+        input: Vec<String>,
     },
 }
 
@@ -65,10 +138,16 @@ enum Backend {
 }
 
 /// What `kiln compile` prints.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Emit {
-    /// The graph in the text IR.
+    /// The optimized graph in the text IR, refusals as trailing comments.
     Ir,
+    /// The lowered plan: steps, buffers, offsets, in-place marks, memory figures.
+    Plan,
+    /// Counts of ops, fusions and in-place steps, and memory figures, as one JSON object.
+    Stats,
+    /// The optimized graph in Graphviz form.
+    Dot,
 }
 
 /// Parses `args` and runs the command; returns the process exit status.
@@ -92,11 +171,20 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let result = match cli.command {
         Command::Run {
             model,
+            opt,
             input,
             output,
             backend,
-        } => run::run(&model, &input, &output, backend),
-        Command::Compile { model, emit } => compile::compile(&model, emit),
+        } => run::run(&model, &opt, &input, &output, backend),
+        Command::Compile {
+            model,
+            opt,
+            emit,
+            explain,
+        } => compile::compile(&model, &opt, emit, explain),
+        Command::Debug(DebugCommand::Bisect { model, opt, input }) => {
+            debug::bisect(&model, &opt, &input)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,28 +1,75 @@
-//! Loading a model for the CLI: picks the front end by file extension, fixes input shapes and binds
-//! weights.
+//! Loading a model for the CLI: picks the front end by file extension, fixes input shapes (from
+//! `--shape` and, for `kiln run`, from the input files) and binds weights.
 
 use super::ModelArgs;
+use kiln::frontend::onnx::OnnxModel;
 use kiln::{Error, Graph, Result};
 use kiln_runtime::io::safetensors::read_safetensors;
+use kiln_runtime::shape::fmt_shape;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Loads `args.model` with its weights, verified and ready to lower.
-pub(crate) fn load(args: &ModelArgs) -> Result<Graph> {
-    let shapes = parse_shapes(&args.shape)?;
-    let mut graph = match extension(&args.model).as_deref() {
-        Some("kiln") => {
-            let g = kiln::ir::text::parse_file(&args.model)?;
-            check_fixed_shapes(&g, &shapes)?;
-            g
+/// A model file, opened but not yet specialised to input shapes.
+pub(crate) enum Source {
+    /// A `.kiln` text file: every shape is static.
+    Kiln(Graph),
+    /// An `.onnx` file, whose inputs may have symbolic dimensions.
+    Onnx(Box<OnnxModel>),
+}
+
+impl Source {
+    /// Opens `path` with the front end its extension names.
+    pub(crate) fn open(path: &Path) -> Result<Source> {
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("kiln") => Ok(Source::Kiln(kiln::ir::text::parse_file(path)?)),
+            Some("onnx") => Ok(Source::Onnx(Box::new(OnnxModel::open(path)?))),
+            _ => Err(Error::Usage(format!(
+                "{}: unknown model format; expected a .kiln or .onnx file",
+                path.display()
+            ))),
         }
-        _ => {
-            return Err(Error::Usage(format!(
-                "{}: unknown model format; expected a .kiln file",
-                args.model.display()
-            )))
+    }
+
+    /// The model's input names, in call order.
+    pub(crate) fn input_names(&self) -> Result<Vec<String>> {
+        match self {
+            Source::Kiln(g) => Ok(g.inputs().iter().map(|&v| g.name(v).to_string()).collect()),
+            Source::Onnx(m) => Ok(m.inputs()?.into_iter().map(|i| i.name).collect()),
         }
-    };
+    }
+
+    /// The graph with every input's shape fixed: an ONNX model's symbolic dimensions are specialised
+    /// to `shapes`; a `.kiln` graph's static shapes must agree with the ones `--shape` gives.
+    fn into_graph(
+        self,
+        shapes: &BTreeMap<String, Vec<usize>>,
+        restated: &BTreeMap<String, Vec<usize>>,
+    ) -> Result<Graph> {
+        match self {
+            Source::Kiln(g) => {
+                check_fixed_shapes(&g, restated)?;
+                Ok(g)
+            }
+            Source::Onnx(m) => m.import(shapes),
+        }
+    }
+}
+
+/// Loads `args.model` with its weights, verified and ready to compile. `input_shapes` are the
+/// shapes of the inputs at hand (by input name), which specialise symbolic dimensions; `--shape`
+/// options take their place where given.
+pub(crate) fn load_with_shapes(
+    args: &ModelArgs,
+    source: Source,
+    input_shapes: &BTreeMap<String, Vec<usize>>,
+) -> Result<Graph> {
+    let restated = parse_shapes(&args.shape)?;
+    let mut shapes = input_shapes.clone();
+    shapes.extend(restated.clone());
+    let mut graph = source.into_graph(&shapes, &restated)?;
     if let Some(w) = &args.weights {
         let weights = read_safetensors(w)?;
         kiln::weights::bind_weights(&mut graph, &weights)?;
@@ -31,9 +78,17 @@ pub(crate) fn load(args: &ModelArgs) -> Result<Graph> {
     Ok(graph)
 }
 
-fn extension(path: &Path) -> Option<String> {
-    path.extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+/// Loads `args.model` with the shapes `--shape` gives.
+pub(crate) fn load(args: &ModelArgs) -> Result<Graph> {
+    load_with_shapes(args, Source::open(&args.model)?, &BTreeMap::new())
+}
+
+/// Whether every parameter has its data (lowering needs it; printing the graph does not).
+pub(crate) fn all_params_bound(graph: &Graph) -> bool {
+    graph
+        .params()
+        .iter()
+        .all(|&p| matches!(graph.node(p).kind, kiln::NodeKind::Param(Some(_))))
 }
 
 /// Parses `NAME=1x3x224x224` options.
@@ -72,8 +127,8 @@ fn check_fixed_shapes(graph: &Graph, shapes: &BTreeMap<String, Vec<usize>>) -> R
         if declared != dims {
             return Err(Error::Usage(format!(
                 "--shape {name}: the model declares {}, got {}",
-                kiln_runtime::shape::fmt_shape(declared),
-                kiln_runtime::shape::fmt_shape(dims)
+                fmt_shape(declared),
+                fmt_shape(dims)
             )));
         }
     }

@@ -1,20 +1,22 @@
 //! `kiln run`: reads inputs from `.npy` files, runs the model, writes the outputs. Outputs are written
 //! only after the whole model ran, each atomically, so a failure leaves no partial file.
 
-use super::{model, Backend, ModelArgs};
-use kiln::{Error, Graph, Result};
+use super::model::{self, Source};
+use super::{Backend, ModelArgs, OptArgs};
+use kiln::{Error, Result};
 use kiln_runtime::io::npy::{read_npy, write_npy};
 use kiln_runtime::Tensor;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub(crate) fn run(
     args: &ModelArgs,
+    opt: &OptArgs,
     inputs: &[String],
     outputs: &[PathBuf],
     backend: Backend,
 ) -> Result<()> {
-    let graph = model::load(args)?;
-    let inputs = read_inputs(&graph, inputs)?;
+    let (graph, inputs) = load_with_inputs(args, inputs)?;
     if outputs.len() != graph.outputs().len() {
         return Err(Error::Usage(format!(
             "the model has {} output(s), {} --output given",
@@ -23,7 +25,10 @@ pub(crate) fn run(
         )));
     }
     let results = match backend {
-        Backend::Interp => kiln::run_interpreter(&graph, &inputs)?,
+        Backend::Interp => {
+            let compiled = opt.pass_manager()?.run(graph, &mut std::io::stderr())?;
+            kiln_runtime::interpreter::run(&compiled.plan, &inputs)?
+        }
     };
     for (path, tensor) in outputs.iter().zip(&results) {
         write_npy(path, tensor)?;
@@ -31,15 +36,31 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// Matches `X.npy` / `NAME=X.npy` arguments to the graph's inputs and reads them.
-fn read_inputs(graph: &Graph, specs: &[String]) -> Result<Vec<Tensor>> {
-    let names: Vec<&str> = graph.inputs().iter().map(|&v| graph.name(v)).collect();
+/// Opens the model, reads the inputs named by `specs`, and specialises the model to their shapes.
+pub(crate) fn load_with_inputs(
+    args: &ModelArgs,
+    specs: &[String],
+) -> Result<(kiln::Graph, Vec<Tensor>)> {
+    let source = Source::open(&args.model)?;
+    let names = source.input_names()?;
+    let inputs = read_inputs(&names, specs)?;
+    let shapes: BTreeMap<String, Vec<usize>> = names
+        .iter()
+        .zip(&inputs)
+        .map(|(n, t)| (n.clone(), t.shape().to_vec()))
+        .collect();
+    let graph = model::load_with_shapes(args, source, &shapes)?;
+    Ok((graph, inputs))
+}
+
+/// Matches `X.npy` / `NAME=X.npy` arguments to the model's inputs and reads them.
+fn read_inputs(names: &[String], specs: &[String]) -> Result<Vec<Tensor>> {
     let mut paths: Vec<Option<&Path>> = vec![None; names.len()];
     let mut next_positional = 0;
     for spec in specs {
         let named = spec
             .split_once('=')
-            .and_then(|(n, p)| names.iter().position(|&m| m == n).map(|i| (i, p)));
+            .and_then(|(n, p)| names.iter().position(|m| m == n).map(|i| (i, p)));
         let (index, path) = match named {
             Some((i, p)) => (i, p),
             None => {
