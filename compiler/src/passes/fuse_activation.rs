@@ -13,7 +13,9 @@
 //! has another user (who would then see the activated value).
 
 use super::remarks::Remark;
-use super::rewrite::{epilogue, fixpoint, fuse_into_producer, sole_use_refusal, value_name};
+use super::rewrite::{
+    epilogue, fuse_into_producer, refusals, rewrite_all, sole_use_refusal, value_name,
+};
 use super::{Changed, Pass};
 use crate::error::Result;
 use crate::ir::graph::{Graph, ValueId};
@@ -38,26 +40,11 @@ impl Pass for FuseActivation {
     }
 
     fn run(&self, graph: &mut Graph) -> Result<Changed> {
-        let limit = graph.len();
-        let n = fixpoint(NAME, limit, || {
-            let found = graph
-                .values()
-                .filter_map(|v| candidate(graph, v))
-                .find_map(|c| c.ok());
-            match found {
-                Some(f) => apply(graph, f).map(|()| true),
-                None => Ok(false),
-            }
-        })?;
-        Ok(Changed::by(n))
+        Ok(Changed::by(rewrite_all(NAME, graph, candidate, apply)?))
     }
 
     fn explain(&self, graph: &Graph) -> Vec<Remark> {
-        graph
-            .values()
-            .filter_map(|v| candidate(graph, v))
-            .filter_map(|c| c.err())
-            .collect()
+        refusals(graph, candidate)
     }
 }
 

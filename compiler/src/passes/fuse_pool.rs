@@ -27,7 +27,7 @@
 //! ```
 
 use super::remarks::Remark;
-use super::rewrite::{fixpoint, fuse_into_producer, sole_use_refusal, value_name};
+use super::rewrite::{fuse_into_producer, refusals, rewrite_all, sole_use_refusal, value_name};
 use super::{Changed, Pass};
 use crate::error::Result;
 use crate::ir::graph::{Graph, ValueId};
@@ -51,26 +51,11 @@ impl Pass for FusePool {
     }
 
     fn run(&self, graph: &mut Graph) -> Result<Changed> {
-        let limit = graph.len();
-        let n = fixpoint(NAME, limit, || {
-            let found = graph
-                .values()
-                .filter_map(|v| candidate(graph, v))
-                .find_map(|c| c.ok());
-            match found {
-                Some(f) => apply(graph, f).map(|()| true),
-                None => Ok(false),
-            }
-        })?;
-        Ok(Changed::by(n))
+        Ok(Changed::by(rewrite_all(NAME, graph, candidate, apply)?))
     }
 
     fn explain(&self, graph: &Graph) -> Vec<Remark> {
-        let mut remarks: Vec<Remark> = graph
-            .values()
-            .filter_map(|v| candidate(graph, v))
-            .filter_map(|c| c.err())
-            .collect();
+        let mut remarks = refusals(graph, candidate);
         // An activation left after a conv that now pools: say why it stayed out.
         for v in graph.values() {
             let after_pool = graph

@@ -16,7 +16,7 @@
 
 use super::remarks::Remark;
 use super::rewrite::{
-    epilogue, epilogue_mut, fixpoint, fuse_into_producer, sole_use_refusal, value_name,
+    epilogue, epilogue_mut, fuse_into_producer, refusals, rewrite_all, sole_use_refusal, value_name,
 };
 use super::{fuse_activation, Changed, Pass};
 use crate::error::Result;
@@ -42,26 +42,11 @@ impl Pass for FuseResidual {
     }
 
     fn run(&self, graph: &mut Graph) -> Result<Changed> {
-        let limit = graph.len();
-        let n = fixpoint(NAME, limit, || {
-            let found = graph
-                .values()
-                .filter_map(|v| candidate(graph, v))
-                .find_map(|c| c.ok());
-            match found {
-                Some(f) => apply(graph, f).map(|()| true),
-                None => Ok(false),
-            }
-        })?;
-        Ok(Changed::by(n))
+        Ok(Changed::by(rewrite_all(NAME, graph, candidate, apply)?))
     }
 
     fn explain(&self, graph: &Graph) -> Vec<Remark> {
-        let mut remarks: Vec<Remark> = graph
-            .values()
-            .filter_map(|v| candidate(graph, v))
-            .filter_map(|c| c.err())
-            .collect();
+        let mut remarks = refusals(graph, candidate);
         // An activation left after a fused residual add: say why it stayed out.
         for v in graph.values() {
             let after_residual = graph

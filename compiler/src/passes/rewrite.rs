@@ -2,6 +2,7 @@
 //! "bypass a node". Passes check their pattern first and only then call one of these, so no pass
 //! does its own edge surgery.
 
+use super::Remark;
 use crate::error::Result;
 use crate::ir::graph::{Graph, NodeKind, ValueId};
 use kiln_runtime::ops::{Epilogue, Op};
@@ -121,4 +122,38 @@ pub fn fixpoint(pass: &str, limit: usize, mut step: impl FnMut() -> Result<bool>
         }
     }
     Ok(rewrites)
+}
+
+/// A candidate check: `None` where `v` is not the pattern at all, `Some(Ok(rewrite))` where it
+/// matches, `Some(Err(remark))` where it matches but must be refused.
+pub type Candidate<R> = fn(&Graph, ValueId) -> Option<std::result::Result<R, Remark>>;
+
+/// The usual pass body: applies the first acceptable candidate, in value order, until none is
+/// left ([`fixpoint`], with the graph's size as the limit). Returns the number of rewrites.
+pub fn rewrite_all<R>(
+    pass: &str,
+    graph: &mut Graph,
+    candidate: Candidate<R>,
+    apply: fn(&mut Graph, R) -> Result<()>,
+) -> Result<usize> {
+    let limit = graph.len();
+    fixpoint(pass, limit, || {
+        let found = graph
+            .values()
+            .filter_map(|v| candidate(graph, v))
+            .find_map(|c| c.ok());
+        match found {
+            Some(rewrite) => apply(graph, rewrite).map(|()| true),
+            None => Ok(false),
+        }
+    })
+}
+
+/// The refused candidates' remarks, in value order (what `explain` lists after the pass ran).
+pub fn refusals<R>(graph: &Graph, candidate: Candidate<R>) -> Vec<Remark> {
+    graph
+        .values()
+        .filter_map(|v| candidate(graph, v))
+        .filter_map(|c| c.err())
+        .collect()
 }
