@@ -1,44 +1,14 @@
 //! The `kiln` binary end to end: a real run against PyTorch's output, and every kind of bad input
 //! giving one `error: …` line with exit status 1 and no output file.
 
+mod common;
+
+use common::{assert_error, assert_npy_matches, assert_success, golden, kiln, s, scratch};
 use kiln_runtime::io::npy::{encode_npy, read_npy};
 use kiln_runtime::io::safetensors::encode_safetensors;
 use kiln_runtime::Tensor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/golden");
-
-/// A fresh, empty scratch directory for one test.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-cli-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
-
-fn kiln(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .expect("spawn kiln")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-/// Asserts the run failed with status 1 and one `error:` line containing every fragment.
-fn assert_error(out: &Output, fragments: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(stderr.starts_with("error: "), "stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
-    for f in fragments {
-        assert!(stderr.contains(f), "expected {f:?} in stderr: {stderr}");
-    }
-}
 
 const RELU_2X3: &str =
     "graph relu_2x3(%x: f32[2, 3]) {\n  %y = relu(%x) : f32[2, 3]\n  return %y\n}\n";
@@ -66,31 +36,21 @@ fn conv_weights(weight_shape: &[usize]) -> Vec<u8> {
 
 #[test]
 fn run_simple_cnn_matches_pytorch() {
-    let case = Path::new(GOLDEN).join("simple_cnn_batch2");
+    let case = "simple_cnn_batch2";
     let dir = scratch("simple_cnn");
     let out_path = dir.join("y.npy");
     let out = kiln(&[
         "run",
-        s(&case.join("model.kiln")),
+        &golden(case, "model.kiln"),
         "--weights",
-        s(&case.join("weights.safetensors")),
+        &golden(case, "weights.safetensors"),
         "--input",
-        s(&case.join("input.npy")),
+        &golden(case, "input.npy"),
         "--output",
         s(&out_path),
     ]);
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got = read_npy(&out_path).expect("output written");
-    let expected = read_npy(&case.join("expected.npy")).expect("expected.npy");
-    assert!(
-        got.allclose(&expected, 1e-4, 1e-5),
-        "max diff {}",
-        got.max_abs_diff(&expected)
-    );
+    assert_success(&out);
+    assert_npy_matches(&out_path, Path::new(&golden(case, "expected.npy")), case);
 }
 
 #[test]
@@ -108,11 +68,7 @@ fn run_relu_by_input_name() {
         "--output",
         s(&yp),
     ]);
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(
         read_npy(&yp).unwrap().data(),
         &[0.0, 2.0, 0.0, 4.0, 0.0, 6.0]

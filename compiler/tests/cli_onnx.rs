@@ -1,43 +1,12 @@
 //! ONNX models through the `kiln` binary: PyTorch exports run and match PyTorch; symbolic batch
 //! dimensions are specialised; bad files give one `error:` line and exit status 1.
 
-use kiln_runtime::io::npy::read_npy;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-
-fn kiln(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .expect("spawn kiln")
-}
-
-fn golden(case: &str, file: &str) -> String {
-    format!("{FIXTURES}/golden/{case}/{file}")
-}
-
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-clionnx-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn assert_error(out: &Output, fragments: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(stderr.starts_with("error: "), "stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
-    for f in fragments {
-        assert!(stderr.contains(f), "expected {f:?} in stderr: {stderr}");
-    }
-}
+use common::{
+    assert_error, assert_npy_matches, assert_success, golden, kiln, s, scratch, FIXTURES,
+};
+use std::path::Path;
 
 /// Runs `model` on the case's input and compares with PyTorch's output.
 fn run_matches(case: &str, model: &str, extra: &[&str]) {
@@ -53,19 +22,9 @@ fn run_matches(case: &str, model: &str, extra: &[&str]) {
     ];
     args.extend(extra.iter().map(|a| a.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = kiln(&args);
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got = read_npy(&y).unwrap();
-    let expected = read_npy(Path::new(&golden(case, "expected.npy"))).unwrap();
-    assert!(
-        got.allclose(&expected, 1e-4, 1e-5),
-        "{case}/{model}: max diff {}",
-        got.max_abs_diff(&expected)
-    );
+    assert_success(&kiln(&args));
+    let expected = golden(case, "expected.npy");
+    assert_npy_matches(&y, Path::new(&expected), &format!("{case}/{model}"));
 }
 
 #[test]

@@ -1,45 +1,13 @@
 //! The optimizer through the `kiln` binary: `-O` levels, `--passes`, `--emit stats|plan|ir|dot`,
 //! `--explain`, the print/time switches and `kiln debug bisect`.
 
-use kiln_runtime::io::npy::read_npy;
+mod common;
+
+use common::{assert_npy_matches, golden, kiln, s, scratch, stdout_of, FIXTURES};
 use kiln_runtime::io::safetensors::encode_safetensors;
 use kiln_runtime::Tensor;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-
-fn kiln(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .expect("spawn kiln")
-}
-
-fn golden(case: &str, file: &str) -> String {
-    format!("{FIXTURES}/golden/{case}/{file}")
-}
-
-fn stdout_of(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-cliopt-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use std::path::Path;
 
 #[test]
 fn stats_show_simple_cnn_fully_fused() {
@@ -180,7 +148,7 @@ fn dot_lists_the_epilogue() {
 #[test]
 fn every_level_gives_pytorchs_answer() {
     let dir = scratch("levels");
-    let expected = read_npy(Path::new(&golden("mini_resnet", "expected.npy"))).unwrap();
+    let expected = golden("mini_resnet", "expected.npy");
     for level in ["-O0", "-O1", "-O2"] {
         let y = dir.join(format!("y{level}.npy"));
         stdout_of(&kiln(&[
@@ -194,12 +162,7 @@ fn every_level_gives_pytorchs_answer() {
             s(&y),
             level,
         ]));
-        let got = read_npy(&y).unwrap();
-        assert!(
-            got.allclose(&expected, 1e-4, 1e-5),
-            "{level}: max diff {}",
-            got.max_abs_diff(&expected)
-        );
+        assert_npy_matches(&y, Path::new(&expected), level);
     }
 }
 

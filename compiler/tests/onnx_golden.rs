@@ -8,85 +8,18 @@
 //! `python scripts/gen_golden.py --resnet18` has written it to `target/fixtures/resnet18/`, and
 //! reported as skipped otherwise.
 
-use kiln::frontend::onnx::load_onnx;
+mod common;
+
+use common::{
+    check_outputs, golden_dir, import_onnx, load_case, read_tensor, unlisted_cases, Tolerance,
+    GOLDEN_CASES,
+};
 use kiln::Graph;
-use kiln_runtime::io::npy::read_npy;
 use kiln_runtime::Tensor;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// One `#[test]` per case, and `CASES` listing them.
-macro_rules! onnx_cases {
-    ($($name:ident),* $(,)?) => {
-        /// Every case this file tests.
-        const CASES: &[&str] = &[$(stringify!($name)),*];
-        $(
-            #[test]
-            fn $name() {
-                run_case(stringify!($name));
-            }
-        )*
-    };
-}
-
-onnx_cases! {
-    conv2d_basic,
-    conv2d_stride2,
-    conv2d_dilation2,
-    conv2d_groups,
-    conv2d_depthwise,
-    conv2d_nonsquare,
-    conv2d_no_bias,
-    conv2d_asym_padding,
-    max_pool2d_k2s2,
-    max_pool2d_k3s2p1,
-    max_pool2d_dilation2,
-    max_pool2d_ceil_mode,
-    max_pool2d_nan,
-    relu_nan,
-    avg_pool2d_pad,
-    avg_pool2d_pad_exclude,
-    avg_pool2d_ceil,
-    avg_pool2d_ceil_exclude,
-    global_avg_pool2d,
-    act_relu,
-    act_leaky_relu,
-    act_sigmoid,
-    act_tanh,
-    act_gelu,
-    act_gelu_tanh,
-    act_elu,
-    act_elu_alpha05,
-    batch_norm,
-    linear,
-    flatten_linear,
-    simple_cnn_batch2,
-    residual_block,
-    simple_cnn_classifier,
-    mini_resnet,
-}
-
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden")
-}
-
-/// The number after `"key":` in the flat JSON object `gen_golden.py` writes.
-fn json_number(json: &str, key: &str) -> f32 {
-    let quoted = format!("\"{key}\"");
-    let start = json
-        .find(&quoted)
-        .unwrap_or_else(|| panic!("case.json has no {quoted}"))
-        + quoted.len();
-    let rest = json[start..]
-        .trim_start()
-        .trim_start_matches(':')
-        .trim_start();
-    let end = rest.find([',', '}', '\n']).unwrap_or(rest.len());
-    rest[..end]
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("case.json {quoted}: {e}"))
-}
+common::golden_cases!(run_case);
 
 /// Imports `model` (specialising input `x` to `input`'s shape when `give_shape`), runs it and
 /// compares with `expected`; returns the imported graph for further checks.
@@ -94,30 +27,18 @@ fn check_model(
     model: &Path,
     input: &Tensor,
     expected: &Tensor,
-    rtol: f32,
-    atol: f32,
+    tol: Tolerance,
     give_shape: bool,
-) -> Graph {
+) -> Result<Graph, String> {
     let mut shapes = BTreeMap::new();
     if give_shape {
         shapes.insert("x".to_string(), input.shape().to_vec());
     }
-    let graph =
-        load_onnx(model, &shapes).unwrap_or_else(|e| panic!("importing {}: {e}", model.display()));
+    let graph = import_onnx(model, &shapes)?;
     let outputs = kiln::run_interpreter(&graph, std::slice::from_ref(input))
-        .unwrap_or_else(|e| panic!("running {}: {e}", model.display()));
-    let [got] = outputs.as_slice() else {
-        panic!("{}: {} outputs, expected 1", model.display(), outputs.len());
-    };
-    assert!(
-        got.allclose(expected, rtol, atol),
-        "{}: output differs from PyTorch's (shapes {:?} vs {:?}, max abs diff {:?}, rtol {rtol:?}, atol {atol:?})",
-        model.display(),
-        got.shape(),
-        expected.shape(),
-        got.max_abs_diff(expected)
-    );
-    graph
+        .map_err(|e| format!("running {}: {e}", model.display()))?;
+    check_outputs(&outputs, expected, tol).map_err(|e| format!("{}: {e}", model.display()))?;
+    Ok(graph)
 }
 
 /// The names of the graph's op nodes, in index order.
@@ -128,69 +49,62 @@ fn op_names(graph: &Graph) -> Vec<&'static str> {
         .collect()
 }
 
+/// Checks that `graph` is the one op `gelu`; `what` names the model in the error.
+fn check_one_gelu(graph: &Graph, what: &str) -> Result<(), String> {
+    let ops = op_names(graph);
+    if ops == ["gelu"] {
+        Ok(())
+    } else {
+        Err(format!("{what}: ops {ops:?}, expected [\"gelu\"]"))
+    }
+}
+
+/// The first sample of a batch: `t`'s first row along dimension 0, as a batch of 1.
+fn first_sample(t: &Tensor) -> Result<Tensor, String> {
+    let (&n, rest) = t
+        .shape()
+        .split_first()
+        .ok_or("a scalar has no batch dimension")?;
+    let per = t.numel().checked_div(n).ok_or("an empty batch")?;
+    let shape: Vec<usize> = std::iter::once(1).chain(rest.iter().copied()).collect();
+    Tensor::from_slice(&t.data()[..per], &shape).map_err(|e| format!("first sample: {e}"))
+}
+
 /// Runs every ONNX file of case `name`.
-fn run_case(name: &str) {
+fn run_case(name: &str) -> Result<(), String> {
     let dir = golden_dir().join(name);
-    let json = std::fs::read_to_string(dir.join("case.json")).expect("case.json");
-    let (rtol, atol) = (json_number(&json, "rtol"), json_number(&json, "atol"));
-    let input = read_npy(&dir.join("input.npy")).expect("input.npy");
-    let expected = read_npy(&dir.join("expected.npy")).expect("expected.npy");
+    let case = load_case(&dir)?;
+    let (input, expected, tol) = (&case.input, &case.expected, case.json.tol);
     let model = dir.join("model.onnx");
-    assert!(model.is_file(), "{} is missing", model.display());
-    let graph = check_model(&model, &input, &expected, rtol, atol, false);
+    if !model.is_file() {
+        return Err(format!("{} is missing", model.display()));
+    }
+    let graph = check_model(&model, input, expected, tol, false)?;
     if name.starts_with("act_gelu") {
         // Opset 17 has no Gelu: the exporter wrote it out in Div/Erf/Add/Mul (or the tanh
         // form); the importer must recognise it as one gelu.
-        assert_eq!(op_names(&graph), ["gelu"], "{name}: opset 17 pattern");
-        let g20 = check_model(
-            &dir.join("model_opset20.onnx"),
-            &input,
-            &expected,
-            rtol,
-            atol,
-            false,
-        );
-        assert_eq!(op_names(&g20), ["gelu"], "{name}: opset 20 Gelu");
+        check_one_gelu(&graph, "opset 17 pattern")?;
+        let model20 = dir.join("model_opset20.onnx");
+        let g20 = check_model(&model20, input, expected, tol, false)?;
+        check_one_gelu(&g20, "opset 20 Gelu")?;
     }
     let dynamic = dir.join("model_dynamic.onnx");
     if dynamic.is_file() {
-        check_model(&dynamic, &input, &expected, rtol, atol, true);
+        check_model(&dynamic, input, expected, tol, true)?;
         // The same model specialised to batch 1: the first sample alone.
-        let n = input.shape()[0];
-        let first = |t: &Tensor| {
-            let per = t.numel() / n;
-            let mut shape = t.shape().to_vec();
-            shape[0] = 1;
-            Tensor::from_slice(&t.data()[..per], &shape).expect("first sample")
-        };
-        check_model(
-            &dynamic,
-            &first(&input),
-            &first(&expected),
-            rtol,
-            atol,
-            true,
-        );
+        let (input1, expected1) = (first_sample(input)?, first_sample(expected)?);
+        check_model(&dynamic, &input1, &expected1, tol, true)?;
     }
+    Ok(())
 }
 
 #[test]
 fn every_onnx_fixture_is_listed() {
-    let dir = golden_dir();
-    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
-        .expect("golden dir")
-        .map(|e| e.expect("dir entry"))
-        .filter(|e| e.path().join("model.onnx").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    on_disk.sort();
-    let unlisted: Vec<&String> = on_disk
-        .iter()
-        .filter(|n| !CASES.contains(&n.as_str()))
-        .collect();
+    let unlisted = unlisted_cases("model.onnx").unwrap_or_else(|e| panic!("{e}"));
     assert!(
         unlisted.is_empty(),
-        "cases with a model.onnx that onnx_cases! does not list: {unlisted:?}"
+        "cases with a model.onnx that golden_cases! (tests/common/mod.rs) does not list: \
+         {unlisted:?}"
     );
 }
 
@@ -199,7 +113,8 @@ fn names_follow_the_export() {
     // simple_cnn_classifier keeps its state_dict names as initializer names; values are named by
     // the ONNX value names (sanitized), and the output keeps its name `y`.
     let dir = golden_dir().join("simple_cnn_classifier");
-    let graph = load_onnx(&dir.join("model.onnx"), &BTreeMap::new()).expect("import");
+    let graph =
+        import_onnx(&dir.join("model.onnx"), &BTreeMap::new()).unwrap_or_else(|e| panic!("{e}"));
     let params: Vec<&str> = graph.params().iter().map(|&p| graph.name(p)).collect();
     for want in [
         "conv1.weight",
@@ -221,7 +136,7 @@ fn names_follow_the_export() {
 
 #[test]
 fn resnet18() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures/resnet18");
+    let dir = common::resnet18_dir();
     let model = dir.join("model.onnx");
     if !model.is_file() {
         println!(
@@ -230,23 +145,29 @@ fn resnet18() {
         );
         return;
     }
-    let input = read_npy(&dir.join("input.npy")).expect("input.npy");
-    let expected = read_npy(&dir.join("expected.npy")).expect("expected.npy");
-    check_model(&model, &input, &expected, 1e-3, 1e-4, false);
+    let input = read_tensor(&dir.join("input.npy")).unwrap_or_else(|e| panic!("{e}"));
+    let expected = read_tensor(&dir.join("expected.npy")).unwrap_or_else(|e| panic!("{e}"));
+    let tol = Tolerance {
+        rtol: 1e-3,
+        atol: 1e-4,
+    };
+    if let Err(e) = check_model(&model, &input, &expected, tol, false) {
+        panic!("{e}");
+    }
 }
 
 #[test]
 fn imported_graphs_print_and_parse_back() {
     // The sanitized names are identifiers of the text IR: every imported model prints, and the
     // printed text parses back to the same text (`kiln compile model.onnx --emit ir`).
-    for name in CASES {
+    for name in GOLDEN_CASES {
         let dir = golden_dir().join(name);
         for file in ["model.onnx", "model_opset20.onnx"] {
             let path = dir.join(file);
             if !path.is_file() {
                 continue;
             }
-            let graph = load_onnx(&path, &BTreeMap::new()).expect("import");
+            let graph = import_onnx(&path, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e}"));
             let text = kiln::ir::text::print(&graph);
             let parsed = kiln::ir::text::parse(&text).unwrap_or_else(|e| {
                 panic!("{}: printed IR does not parse: {e}\n{text}", path.display())

@@ -3,72 +3,51 @@
 //! (`target/fixtures/resnet18`, written by `scripts/gen_golden.py --resnet18`) joins when present
 //! and the tests are built with optimizations (the reference kernels take minutes on it otherwise).
 
+mod common;
+
+use common::{check_outputs, golden_dir, import_onnx, load_case, load_kiln_model};
 use kiln::passes::{OptLevel, PassManager};
 use kiln::Graph;
-use kiln_runtime::io::npy::read_npy;
-use kiln_runtime::io::safetensors::read_safetensors;
-use kiln_runtime::Tensor;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-fn golden_cases() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("model.kiln").exists())
-        .collect();
-    cases.sort();
-    cases
-}
-
-/// A number from the flat `case.json` the generator writes.
-fn json_number(json: &str, key: &str) -> Option<f32> {
-    let at = json.find(&format!("\"{key}\""))?;
-    let rest = json[at..].split_once(':')?.1;
-    let end = rest.find([',', '}', '\n']).unwrap_or(rest.len());
-    rest[..end].trim().parse().ok()
-}
+use std::path::Path;
 
 /// The case's model from its `.kiln` text with its weights, and from its `.onnx` file if any.
-fn models(case: &Path) -> Vec<(&'static str, Graph)> {
-    let mut g = kiln::ir::text::parse_file(&case.join("model.kiln")).unwrap();
-    let w = read_safetensors(&case.join("weights.safetensors")).unwrap();
-    kiln::weights::bind_weights(&mut g, &w).unwrap();
-    let mut out = vec![("kiln", g)];
+fn models(case: &Path) -> Result<Vec<(&'static str, Graph)>, String> {
+    let mut out = vec![("kiln", load_kiln_model(case)?)];
     let onnx = case.join("model.onnx");
     if onnx.exists() {
-        out.push((
-            "onnx",
-            kiln::frontend::onnx::load_onnx(&onnx, &BTreeMap::new()).unwrap(),
-        ));
+        out.push(("onnx", import_onnx(&onnx, &BTreeMap::new())?));
     }
-    out
+    Ok(out)
 }
 
 /// Runs one case at every level; returns the failures.
 fn check_case(case: &Path) -> Vec<String> {
-    let json = std::fs::read_to_string(case.join("case.json")).unwrap_or_default();
-    let rtol = json_number(&json, "rtol").unwrap_or(1e-4);
-    let atol = json_number(&json, "atol").unwrap_or(1e-5);
-    let input = read_npy(&case.join("input.npy")).unwrap();
-    let expected = read_npy(&case.join("expected.npy")).unwrap();
-    let name = case.file_name().unwrap().to_string_lossy().to_string();
+    let name = case.file_name().map_or_else(
+        || case.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let (data, models) =
+        match load_case(case).and_then(|data| models(case).map(|models| (data, models))) {
+            Ok(loaded) => loaded,
+            Err(e) => return vec![format!("{name}: {e}")],
+        };
     let mut failures = Vec::new();
-    for (front, graph) in models(case) {
+    for (front, graph) in models {
         for level in [OptLevel::O0, OptLevel::O1, OptLevel::O2] {
-            let compiled = PassManager::new(level)
+            let result = PassManager::new(level)
                 .run(graph.clone(), &mut std::io::sink())
-                .unwrap();
-            let got: Vec<Tensor> =
-                kiln_runtime::interpreter::run(&compiled.plan, std::slice::from_ref(&input))
-                    .unwrap();
-            let ok = got.len() == 1 && got[0].allclose(&expected, rtol, atol);
-            if !ok {
-                failures.push(format!(
-                    "{name} ({front}, {level}): max |diff| {}",
-                    got.first().map_or(f32::NAN, |g| g.max_abs_diff(&expected))
-                ));
+                .map_err(|e| format!("compiling: {e}"))
+                .and_then(|compiled| {
+                    kiln_runtime::interpreter::run(
+                        &compiled.plan,
+                        std::slice::from_ref(&data.input),
+                    )
+                    .map_err(|e| format!("running: {e}"))
+                })
+                .and_then(|got| check_outputs(&got, &data.expected, data.json.tol));
+            if let Err(e) = result {
+                failures.push(format!("{name} ({front}, {level}): {e}"));
             }
         }
     }
@@ -77,15 +56,19 @@ fn check_case(case: &Path) -> Vec<String> {
 
 #[test]
 fn every_golden_case_matches_pytorch_at_every_level() {
-    let cases = golden_cases();
+    // Every fixture directory with a model.kiln, listed or not: golden.rs checks the list.
+    let cases = common::fixture_cases("model.kiln").unwrap_or_else(|e| panic!("{e}"));
     assert!(cases.len() >= 30, "only {} golden cases found", cases.len());
-    let failures: Vec<String> = cases.iter().flat_map(|c| check_case(c)).collect();
+    let failures: Vec<String> = cases
+        .iter()
+        .flat_map(|name| check_case(&golden_dir().join(name)))
+        .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
 fn resnet18_matches_pytorch_at_every_level() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures/resnet18");
+    let dir = common::resnet18_dir();
     if cfg!(debug_assertions) || !dir.join("model.kiln").exists() {
         eprintln!("skipped: needs a release build and {}", dir.display());
         return;
