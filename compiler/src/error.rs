@@ -88,6 +88,9 @@ pub enum Error {
     /// A graph built or edited inconsistently (unknown value, duplicate name, …).
     #[error("{0}")]
     Graph(String),
+    /// Native code generation (the JIT back end).
+    #[error("jit: {0}")]
+    Codegen(#[from] crate::codegen::CodegenError),
     /// A request the API or the CLI cannot serve (unknown model format, wrong number of outputs, …).
     #[error("{0}")]
     Usage(String),

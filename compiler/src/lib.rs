@@ -1,22 +1,28 @@
 //! Kiln: a compact neural-network graph compiler with PyTorch semantics.
 //!
-//! A model (text IR, the [`nn`] builder, and later ONNX) becomes a [`Graph`]; the graph is verified,
-//! optimized, lowered to a [`Plan`](kiln_runtime::Plan) and run by a back end.
+//! A model (the [`nn`] builder, the text IR, or ONNX through [`frontend`]) becomes a [`Graph`]; the
+//! graph is verified, optimized ([`passes`]), lowered to a [`Plan`](kiln_runtime::Plan) and run by a
+//! back end: the reference interpreter or native code from Cranelift ([`codegen`]). Embedders use
+//! [`engine`]: compile once, run from as many threads as you like.
 //!
 //! ```
-//! use kiln::ir::text::parse;
+//! use kiln::engine::{Engine, Options};
 //! use kiln_runtime::Tensor;
 //!
-//! let graph = parse(
+//! let graph = kiln::ir::text::parse(
 //!     "graph tiny(%x: f32[2, 3]) {\n  %y = relu(%x) : f32[2, 3]\n  return %y\n}\n",
 //! ).unwrap();
+//! let engine = Engine::new(Options::default()).unwrap(); // JIT, -O2, all cores
+//! let model = engine.compile(graph).unwrap();           // CompiledModel: Send + Sync
 //! let x = Tensor::from_vec(vec![-1.0, 2.0, -3.0, 4.0, -5.0, 6.0], &[2, 3]).unwrap();
-//! let outputs = kiln::run_interpreter(&graph, &[x]).unwrap();
-//! assert_eq!(outputs[0].data(), &[0.0, 2.0, 0.0, 4.0, 0.0, 6.0]);
+//! let y = model.run(&[x]).unwrap();
+//! assert_eq!(y[0].data(), &[0.0, 2.0, 0.0, 4.0, 0.0, 6.0]);
 //! ```
 #![warn(missing_docs)]
 
+pub mod codegen;
 pub mod debug;
+pub mod engine;
 mod error;
 pub mod frontend;
 pub mod ir;

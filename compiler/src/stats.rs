@@ -7,6 +7,7 @@
 //!   "in_place": 0,
 //!   "memory": {"arena_bytes": 49152, "naive_bytes": 49152, "lower_bound_bytes": 49152, "unoptimized_bytes": 442368},
 //!   "steps": 2,
+//!   "fallback": 0,
 //!   "passes": ["dce", "fold_batch_norm", …]
 //! }
 //! ```
@@ -18,7 +19,9 @@
 //! - `memory`: the plan's arena, the naive sum of all its intermediates, the lower bound (the largest
 //!   total of simultaneously live bytes at any step), and the naive sum of the graph before any
 //!   pass (`unoptimized_bytes`: what `-O0` lays out);
-//! - `steps`, `passes`: the plan's step count and the passes that ran.
+//! - `steps`, `passes`: the plan's step count and the passes that ran;
+//! - `fallback`: steps the JIT would run through a reference kernel rather than generated code
+//!   (`kiln compile` fills it in by compiling the plan; always 0 today).
 
 use crate::ir::graph::Graph;
 use crate::passes::rewrite::epilogue;
@@ -50,6 +53,9 @@ pub struct Stats {
     pub steps: usize,
     /// The passes that ran, in order.
     pub passes: Vec<&'static str>,
+    /// Steps the JIT runs through a reference kernel instead of generated code (set by the caller
+    /// that compiled the plan; 0 when nothing was compiled).
+    pub fallback: usize,
 }
 
 impl Stats {
@@ -103,6 +109,7 @@ impl Stats {
             m.arena_bytes, m.naive_bytes, m.lower_bound_bytes, self.unoptimized_bytes
         );
         let _ = writeln!(out, "  \"steps\": {},", self.steps);
+        let _ = writeln!(out, "  \"fallback\": {},", self.fallback);
         let _ = writeln!(out, "  \"passes\": [{}]", passes.join(", "));
         out.push_str("}\n");
         out
@@ -142,9 +149,10 @@ mod tests {
             lower_bound_bytes: 5,
         };
         s.passes = vec!["dce"];
+        s.fallback = 1;
         assert_eq!(
             s.to_json(),
-            "{\n  \"ops\": {\"conv2d\": 2},\n  \"fused\": {\"activation\": 2, \"batch_norm\": 0, \"residual\": 0, \"pool\": 2},\n  \"in_place\": 0,\n  \"memory\": {\"arena_bytes\": 3, \"naive_bytes\": 4, \"lower_bound_bytes\": 5, \"unoptimized_bytes\": 0},\n  \"steps\": 0,\n  \"passes\": [\"dce\"]\n}\n"
+            "{\n  \"ops\": {\"conv2d\": 2},\n  \"fused\": {\"activation\": 2, \"batch_norm\": 0, \"residual\": 0, \"pool\": 2},\n  \"in_place\": 0,\n  \"memory\": {\"arena_bytes\": 3, \"naive_bytes\": 4, \"lower_bound_bytes\": 5, \"unoptimized_bytes\": 0},\n  \"steps\": 0,\n  \"fallback\": 1,\n  \"passes\": [\"dce\"]\n}\n"
         );
         assert_eq!(json_string("a\"b\\"), "\"a\\\"b\\\\\"");
     }

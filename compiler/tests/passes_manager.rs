@@ -90,6 +90,7 @@ fn simple_cnn_fuses_both_relus_and_both_pools() {
   "in_place": 0,
   "memory": {"arena_bytes": 98304, "naive_bytes": 98304, "lower_bound_bytes": 98304, "unoptimized_bytes": 884736},
   "steps": 2,
+  "fallback": 0,
   "passes": ["dce", "fold_batch_norm", "fuse_activation", "fuse_residual", "fuse_pool", "inplace", "memory_plan"]
 }
 "#

@@ -15,6 +15,7 @@ mod error;
 pub mod interpreter;
 pub mod io;
 pub mod ops;
+pub mod parallel;
 pub mod plan;
 pub mod rng;
 pub mod shape;

@@ -1,6 +1,8 @@
 //! `kiln compile`: loads a model, optimizes it and prints it in the requested form.
 
 use super::{model, Emit, ModelArgs, OptArgs};
+use kiln::codegen::jit::Capture;
+use kiln::engine::{Engine, Options};
 use kiln::Result;
 
 pub(crate) fn compile(args: &ModelArgs, opt: &OptArgs, emit: Emit, explain: bool) -> Result<()> {
@@ -27,8 +29,29 @@ pub(crate) fn compile(args: &ModelArgs, opt: &OptArgs, emit: Emit, explain: bool
     match emit {
         Emit::Ir => print!("{}", compiled.ir_text()),
         Emit::Plan => print!("{}", compiled.plan_text()),
-        Emit::Stats => println!("{}", compiled.stats().to_json()),
         Emit::Dot => print!("{}", compiled.dot()),
+        Emit::Stats | Emit::Clif | Emit::Asm => {
+            // These need the native code: compile the plan with the JIT, keeping its text.
+            let capture = Capture {
+                clif: emit == Emit::Clif,
+                asm: emit == Emit::Asm,
+            };
+            let engine = Engine::new(Options {
+                capture,
+                threads: 1,
+                ..Options::default()
+            })?;
+            let model = engine.compile_plan(compiled.plan.clone())?;
+            match emit {
+                Emit::Clif => print!("{}", model.clif_text()),
+                Emit::Asm => print!("{}", model.asm_text()),
+                _ => {
+                    let mut stats = compiled.stats();
+                    stats.fallback = model.jit_stats().map_or(0, |s| s.fallback_steps);
+                    print!("{}", stats.to_json());
+                }
+            }
+        }
     }
     if explain {
         print!("{}", compiled.explain());

@@ -1,12 +1,15 @@
 //! The `kiln` command line: argument parsing and dispatch. Every failure prints one `error: …` line
 //! on stderr and exits with status 1; `--help` and `--version` exit 0.
 
+mod bench;
 mod compile;
 mod debug;
 mod model;
 mod run;
 
 use clap::{Parser, Subcommand};
+use kiln::codegen::jit::Capture;
+use kiln::engine::{self, Engine, Options};
 use kiln::passes::{OptLevel, PassManager};
 use kiln::Result;
 use std::ffi::OsString;
@@ -93,9 +96,28 @@ enum Command {
         /// Where to write an output, one per model output, in order.
         #[arg(long, value_name = "Y.npy", required = true)]
         output: Vec<PathBuf>,
-        /// The back end.
-        #[arg(long, value_enum, default_value = "interp")]
-        backend: Backend,
+        #[command(flatten)]
+        exec: ExecArgs,
+    },
+    /// Compiles a model and measures it on random inputs: latency (median, min, max), GFLOP/s,
+    /// compile time, and the share of the f32x4 FMA peak measured in the same run.
+    Bench {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        opt: OptArgs,
+        #[command(flatten)]
+        exec: ExecArgs,
+        /// Batch size: the first dimension of every input (a symbolic ONNX batch, or a static
+        /// one re-specialised).
+        #[arg(long, value_name = "N")]
+        batch: Option<usize>,
+        /// Adds a per-step table (op + epilogue, shape, time, share, GFLOP/s).
+        #[arg(long)]
+        profile: bool,
+        /// Prints one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Compiles a model and prints it in the requested form.
     Compile {
@@ -130,10 +152,38 @@ enum DebugCommand {
     },
 }
 
-/// The back ends `kiln run` can use.
+/// Options choosing how a model runs.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExecArgs {
+    /// The back end.
+    #[arg(long, value_enum, default_value = "jit")]
+    backend: Backend,
+    /// Threads running each layer (default: all cores). Results are identical for any count.
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+    threads: usize,
+}
+
+impl ExecArgs {
+    /// An engine running models as these options say (`capture` keeps CLIF or assembly text).
+    pub(crate) fn engine(&self, capture: Capture) -> Result<Engine> {
+        Engine::new(Options {
+            backend: match self.backend {
+                Backend::Jit => engine::Backend::Jit,
+                Backend::Interp => engine::Backend::Interpreter,
+            },
+            threads: self.threads,
+            capture,
+            ..Options::default()
+        })
+    }
+}
+
+/// The back ends a model can run on.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Backend {
-    /// The reference interpreter.
+    /// Native code from Cranelift (shape-specialised, SIMD, multi-threaded).
+    Jit,
+    /// The reference interpreter (the oracle; slow).
     Interp,
 }
 
@@ -148,6 +198,10 @@ enum Emit {
     Stats,
     /// The optimized graph in Graphviz form.
     Dot,
+    /// The Cranelift IR of every generated function.
+    Clif,
+    /// The machine code of every generated function, disassembled.
+    Asm,
 }
 
 /// Parses `args` and runs the command; returns the process exit status.
@@ -174,8 +228,16 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             opt,
             input,
             output,
-            backend,
-        } => run::run(&model, &opt, &input, &output, backend),
+            exec,
+        } => run::run(&model, &opt, &input, &output, &exec),
+        Command::Bench {
+            model,
+            opt,
+            exec,
+            batch,
+            profile,
+            json,
+        } => bench::bench(&model, &opt, &exec, batch, profile, json),
         Command::Compile {
             model,
             opt,

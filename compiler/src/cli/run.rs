@@ -2,7 +2,8 @@
 //! only after the whole model ran, each atomically, so a failure leaves no partial file.
 
 use super::model::{self, Source};
-use super::{Backend, ModelArgs, OptArgs};
+use super::{ExecArgs, ModelArgs, OptArgs};
+use kiln::codegen::jit::Capture;
 use kiln::{Error, Result};
 use kiln_runtime::io::npy::{read_npy, write_npy};
 use kiln_runtime::Tensor;
@@ -14,7 +15,7 @@ pub(crate) fn run(
     opt: &OptArgs,
     inputs: &[String],
     outputs: &[PathBuf],
-    backend: Backend,
+    exec: &ExecArgs,
 ) -> Result<()> {
     let (graph, inputs) = load_with_inputs(args, inputs)?;
     if outputs.len() != graph.outputs().len() {
@@ -24,12 +25,9 @@ pub(crate) fn run(
             outputs.len()
         )));
     }
-    let results = match backend {
-        Backend::Interp => {
-            let compiled = opt.pass_manager()?.run(graph, &mut std::io::stderr())?;
-            kiln_runtime::interpreter::run(&compiled.plan, &inputs)?
-        }
-    };
+    let engine = exec.engine(Capture::default())?;
+    let model = engine.compile_with(graph, &opt.pass_manager()?, &mut std::io::stderr())?;
+    let results = model.run(&inputs)?;
     for (path, tensor) in outputs.iter().zip(&results) {
         write_npy(path, tensor)?;
     }

@@ -150,6 +150,26 @@ impl Graph {
         Ok(TensorType { shape })
     }
 
+    /// Gives graph inputs new shapes and re-infers every op's type in topological order, so that a
+    /// new batch size (or image size) flows through the graph. An op that cannot take its new
+    /// operand shapes is a [`ShapeError`] naming the node; the graph is then left partly updated
+    /// and should be dropped.
+    pub fn respecialize(&mut self, shapes: &[(ValueId, Vec<usize>)]) -> Result<()> {
+        for (v, shape) in shapes {
+            if !self.inputs.contains(v) {
+                return Err(Error::Graph(format!("{v:?} is not a graph input")));
+            }
+            self.node_mut(*v).ty = TensorType::new(shape);
+        }
+        for v in self.topo_order()? {
+            if let NodeKind::Op(op) = &self.node(v).kind {
+                let ty = self.infer_type(self.name(v), op, &self.operands(v))?;
+                self.node_mut(v).ty = ty;
+            }
+        }
+        Ok(())
+    }
+
     /// Sets the graph's outputs, in return order.
     pub fn set_outputs(&mut self, outputs: Vec<ValueId>) {
         self.outputs = outputs;
