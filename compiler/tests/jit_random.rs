@@ -12,6 +12,8 @@
 //! - run with its arena, every input and every output placed against an inaccessible guard page
 //!   (on either side), the JIT gives the same bits — any read or write outside them would crash.
 
+mod common;
+
 use kiln::codegen::conv::ConvScheme;
 use kiln::engine::{Engine, Options};
 use kiln::passes::{OptLevel, PassManager};
@@ -446,7 +448,7 @@ fn check(spec: &Spec) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(96))]
 
     #[test]
     fn jit_agrees_with_interpreter_on_random_graphs(spec in spec()) {

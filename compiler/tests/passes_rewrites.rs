@@ -567,6 +567,31 @@ fn fuse_pool_refusals() {
     assert_eq!((n, remarks.len()), (0, 0));
 }
 
+/// Found by the random-graph property test: with dilation, a pool window can lie wholly in the
+/// padding and pool to −∞, where `relu(−∞) = 0` (PyTorch: `F.relu(F.max_pool2d(x, 2, 1, 1, 2))` of a
+/// 1×1×1×1 `x` is `0.`) but the maximum of no activated element stays −∞. So the relu must stay out.
+#[test]
+fn fuse_pool_keeps_a_relu_out_when_a_window_is_all_padding() {
+    let g = model(
+        "graph g(%x: f32[1, 1, 3, 3]) {
+  param %w: f32[1, 1, 3, 3]
+  %c = conv2d(%x, %w) {stride=[1, 1], padding=[0, 0, 0, 0], dilation=[1, 1], groups=1} : f32[1, 1, 1, 1]
+  %p = max_pool2d(%c) {kernel=[2, 2], stride=[1, 1], padding=[1, 1, 1, 1], dilation=[2, 2], ceil_mode=false} : f32[1, 1, 1, 1]
+  %r = relu(%p) : f32[1, 1, 1, 1]
+  return %r
+}",
+    );
+    let (after, n, _) = apply(&FusePool, &g);
+    assert_eq!(n, 1);
+    assert!(
+        after.find("r").is_some(),
+        "the relu stays a step of its own"
+    );
+    assert_eq!(conv(&after, "c").epilogue.activation, None);
+    let out = kiln::run_interpreter(&after, &inputs(&g, 1)).unwrap();
+    assert_eq!(out[0].data(), &[0.0]);
+}
+
 #[test]
 fn fuse_pool_takes_a_relu_after_the_pool_but_not_a_sigmoid() {
     let head = "graph g(%x: f32[1, 3, 8, 8]) {\n  param %w: f32[4, 3, 3, 3]\n  param %b: f32[4]\n";

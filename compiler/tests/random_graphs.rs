@@ -7,6 +7,8 @@
 //! - the plan verifier holds and the arena is at least the lower bound, at every level;
 //! - every activation left right after a conv has a remark saying why it was not fused.
 
+mod common;
+
 mod passes_support;
 
 use kiln::passes::memory_plan::verify_plan;
@@ -305,7 +307,7 @@ fn check(spec: &Spec) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(if cfg!(debug_assertions) { 64 } else { 256 }))]
+    #![proptest_config(common::proptest_config(if cfg!(debug_assertions) { 64 } else { 256 }))]
 
     #[test]
     fn random_graphs_survive_the_optimizer(spec in spec()) {

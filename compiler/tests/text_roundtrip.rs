@@ -1,6 +1,8 @@
 //! The graph text form: golden printing, round trips (fixed and property-based), and parse errors —
 //! both the Cranelift-style files in `tests/text/` and the cases a file cannot express.
 
+mod common;
+
 use kiln::ir::text::{parse, parse_file, print};
 use kiln::{Error, Graph, NodeKind, ParseError, ValueId};
 use kiln_runtime::ops::{
@@ -661,7 +663,7 @@ fn random_graph(a: &Attrs) -> kiln::Result<Graph> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(common::proptest_config(64))]
 
     #[test]
     fn random_attributes_round_trip(a in attrs()) {

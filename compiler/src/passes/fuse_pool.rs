@@ -16,9 +16,11 @@
 //! A relu (or a leaky_relu with a non-negative slope) right after the pool joins too, although the
 //! epilogue applies it before the pool: for a non-decreasing `f`, `max(f(a), f(b)) = f(max(a, b))`
 //! exactly — `f` is applied to the same element either way — and NaN stays NaN either way
-//! (`relu(NaN)` is NaN, and a window holding a NaN pools to NaN). The −∞ padding of the pool is
-//! never the maximum of a window, so it needs no care. Other activations are not monotonic
-//! (gelu) or not exactly so in floating point, and stay:
+//! (`relu(NaN)` is NaN, and a window holding a NaN pools to NaN). The −∞ padding never wins a
+//! window that holds an input element; but a window lying wholly in the padding (possible with
+//! dilation) pools to −∞, and `relu(−∞) = 0` differs from the maximum of no activated element, so
+//! such a pool keeps its relu outside. Other activations are not monotonic (gelu) or not exactly so
+//! in floating point, and stay:
 //!
 //! ```text
 //! %c = conv2d(%x, %w) {…}             %c = conv2d(%x, %w) {…, activation=relu, pool_kernel=[2, 2], …}
@@ -43,6 +45,8 @@ struct Fusion {
     pool: MaxPool2d,
     pool_value: ValueId,
     conv: ValueId,
+    /// Whether every window of the pool covers at least one element of its input.
+    no_empty_window: bool,
 }
 
 impl Pass for FusePool {
@@ -107,7 +111,25 @@ fn candidate(graph: &Graph, v: ValueId) -> Option<Result<Fusion, Remark>> {
         pool: pool.clone(),
         pool_value: v,
         conv,
+        no_empty_window: no_empty_window(pool, &graph.ty(conv).shape, &graph.ty(v).shape),
     }))
+}
+
+/// Whether every output window of `pool` (input `[N, C, H, W]`, output `[N, C, OH, OW]`) has at
+/// least one tap inside the input, rather than only in the padding.
+fn no_empty_window(pool: &MaxPool2d, input: &[usize], output: &[usize]) -> bool {
+    let (Some(&[h, w]), Some(&[oh, ow])) = (input.get(2..4), output.get(2..4)) else {
+        return false;
+    };
+    let pads = [pool.padding.top, pool.padding.left];
+    [(h, oh, 0), (w, ow, 1)].into_iter().all(|(size, out, d)| {
+        (0..out).all(|o| {
+            (0..pool.kernel[d]).any(|k| {
+                let at = o * pool.stride[d] + k * pool.dilation[d];
+                at >= pads[d] && at - pads[d] < size
+            })
+        })
+    })
 }
 
 fn apply(graph: &mut Graph, f: Fusion) -> Result<()> {
@@ -132,6 +154,7 @@ fn apply(graph: &mut Graph, f: Fusion) -> Result<()> {
         return Ok(());
     };
     if conv.epilogue.activation.is_some()
+        || !f.no_empty_window
         || !commutes_with_max(&a)
         || sole_use_refusal(graph, f.conv, act).is_some()
     {

@@ -364,3 +364,15 @@ pub fn assert_npy_matches(got: &Path, expected: &Path, what: &str) {
         panic!("{what}: {e}");
     }
 }
+
+/// A proptest configuration running `cases` cases from a fixed seed, so that CI is deterministic;
+/// set `PROPTEST_RNG_SEED` to explore other graphs (a failure prints the minimal case to add as a
+/// regression test).
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    use proptest::test_runner::{Config, RngSeed};
+    let mut config = Config::with_cases(cases);
+    if config.rng_seed == RngSeed::Random {
+        config.rng_seed = RngSeed::Fixed(0x6b69_6c6e);
+    }
+    config
+}

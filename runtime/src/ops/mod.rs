@@ -9,6 +9,23 @@
 //! - `batch_norm`: input, weight `[C]`, bias `[C]`, running_mean `[C]`, running_var `[C]`;
 //! - `add`: two operands of the same shape;
 //! - every other op: one operand.
+//!
+//! # Adding an op
+//! 1. Its file here: the attribute struct, `infer_shape` returning a [`ShapeMismatch`] that names the
+//!    operand and shows expected and got, and the reference kernel (plain loops, PyTorch's
+//!    semantics); a variant of [`Op`] with its `name`, `operand_names`, `infer_shape` and `eval`
+//!    arms.
+//! 2. Its text form: one line in the op table of `compiler/src/ir/text/attrs.rs` (`OPS`) and one arm
+//!    in its `visit` (the attributes in print order); the op table in `compiler/src/ir/text/mod.rs`.
+//! 3. Its front ends: an `nn` module in `compiler/src/nn/` (with PyTorch's `extra_repr`), and the
+//!    ONNX op in `compiler/src/frontend/onnx/` (plus `SUPPORTED_OPS`).
+//! 4. Its native code: a kernel chosen in `compiler/src/codegen/mod.rs` (`choose_kernel`, the one
+//!    place that maps a step to a kernel), emitted in the family's file.
+//! 5. Tests: hand-computed and PyTorch-checked cases in the op's file; a golden case in
+//!    `scripts/gen_golden.py` (regenerate, commit the fixture, list it in
+//!    `compiler/tests/common/mod.rs`); the op in the random-graph generators
+//!    (`compiler/tests/random_graphs.rs`, `jit_random.rs`); a round-trip line in
+//!    `compiler/tests/text_roundtrip.rs`.
 
 pub mod activation;
 pub mod add;
