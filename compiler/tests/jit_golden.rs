@@ -3,46 +3,21 @@
 //! tolerance of PyTorch's, within 1e-4 relative / 1e-5 absolute of the interpreter's on the same
 //! plan, with NaN at exactly the same places, and bit-identical for every thread count.
 
+mod common;
+
+use common::{golden_dir, load_case, load_kiln_model};
 use kiln::engine::{Backend, Engine, Options};
 use kiln::passes::{OptLevel, PassManager};
-use kiln_runtime::io::npy::read_npy;
-use kiln_runtime::io::safetensors::read_safetensors;
 use kiln_runtime::Tensor;
 use std::path::{Path, PathBuf};
 
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden")
-}
-
-/// `"key": value` of a flat JSON object.
-fn json_number(json: &str, key: &str) -> f32 {
-    let quoted = format!("\"{key}\"");
-    let start = json.find(&quoted).unwrap_or_else(|| panic!("no {key}")) + quoted.len();
-    let rest = json[start..]
-        .trim_start()
-        .trim_start_matches(':')
-        .trim_start();
-    let end = rest.find([',', '}', '\n']).unwrap_or(rest.len());
-    rest[..end]
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{key}: {e}"))
-}
-
+/// The case's model with its weights, its input, PyTorch's output, and its rtol and atol.
 fn load(dir: &Path) -> (kiln::Graph, Tensor, Tensor, f32, f32) {
-    let mut graph = kiln::ir::text::parse_file(&dir.join("model.kiln")).unwrap();
-    let weights = read_safetensors(&dir.join("weights.safetensors")).unwrap();
-    kiln::weights::bind_weights(&mut graph, &weights).unwrap();
-    let input = read_npy(&dir.join("input.npy")).unwrap();
-    let expected = read_npy(&dir.join("expected.npy")).unwrap();
-    let json = std::fs::read_to_string(dir.join("case.json")).unwrap();
-    (
-        graph,
-        input,
-        expected,
-        json_number(&json, "rtol"),
-        json_number(&json, "atol"),
-    )
+    let fail = |e: String| -> ! { panic!("{}: {e}", dir.display()) };
+    let graph = load_kiln_model(dir).unwrap_or_else(|e| fail(e));
+    let case = load_case(dir).unwrap_or_else(|e| fail(e));
+    let tol = case.json.tol;
+    (graph, case.input, case.expected, tol.rtol, tol.atol)
 }
 
 /// Checks one case at every level and thread count; returns a description of each failure.
@@ -191,5 +166,9 @@ fn simple_cnn_runs_native_code() {
     eprintln!("{stats:?} {:?}", model.steps());
     assert!(stats.code_bytes > 1000 && stats.fallback_steps == 0);
     let got = model.run(&[input]).unwrap();
-    eprintln!("max abs diff {}", got[0].max_abs_diff(&expected));
+    assert!(
+        got[0].allclose(&expected, 1e-4, 1e-5),
+        "max abs diff {}",
+        got[0].max_abs_diff(&expected)
+    );
 }
