@@ -91,3 +91,30 @@ pub(super) fn apply(graph: &mut Graph, f: Fusion) -> Result<()> {
     let operands = graph.operands(f.producer);
     fuse_into_producer(graph, f.producer, f.act, op, &operands)
 }
+
+/// Why each activation that reads an op matching `producer` was not fused, credited to `pass`:
+/// passes that grow an epilogue past the activation's place (residual, pool) explain the
+/// activations they leave behind.
+pub(super) fn refused_after(
+    graph: &Graph,
+    pass: &'static str,
+    producer: impl Fn(&Op) -> bool,
+) -> Vec<Remark> {
+    graph
+        .values()
+        .filter(|&v| {
+            graph
+                .operands(v)
+                .first()
+                .and_then(|&p| graph.op(p))
+                .is_some_and(&producer)
+        })
+        .filter_map(|v| match candidate(graph, v) {
+            Some(Err(mut r)) => {
+                r.pass = pass;
+                Some(r)
+            }
+            _ => None,
+        })
+        .collect()
+}

@@ -30,7 +30,7 @@
 
 use super::remarks::Remark;
 use super::rewrite::{fuse_into_producer, refusals, rewrite_all, sole_use_refusal, value_name};
-use super::{Changed, Pass};
+use super::{fuse_activation, Changed, Pass};
 use crate::error::Result;
 use crate::ir::graph::{Graph, ValueId};
 use kiln_runtime::ops::{Activation, MaxPool2d, Op};
@@ -61,20 +61,11 @@ impl Pass for FusePool {
     fn explain(&self, graph: &Graph) -> Vec<Remark> {
         let mut remarks = refusals(graph, candidate);
         // An activation left after a conv that now pools: say why it stayed out.
-        for v in graph.values() {
-            let after_pool = graph
-                .operands(v)
-                .first()
-                .and_then(|&p| graph.op(p))
-                .is_some_and(|op| matches!(op, Op::Conv2d(c) if c.epilogue.pool.is_some()));
-            if !after_pool {
-                continue;
-            }
-            if let Some(Err(mut r)) = super::fuse_activation::candidate(graph, v) {
-                r.pass = NAME;
-                remarks.push(r);
-            }
-        }
+        remarks.extend(fuse_activation::refused_after(
+            graph,
+            NAME,
+            |op| matches!(op, Op::Conv2d(c) if c.epilogue.pool.is_some()),
+        ));
         remarks
     }
 }

@@ -48,21 +48,9 @@ impl Pass for FuseResidual {
     fn explain(&self, graph: &Graph) -> Vec<Remark> {
         let mut remarks = refusals(graph, candidate);
         // An activation left after a fused residual add: say why it stayed out.
-        for v in graph.values() {
-            let after_residual = graph
-                .operands(v)
-                .first()
-                .and_then(|&p| graph.op(p))
-                .and_then(epilogue)
-                .is_some_and(|e| e.residual);
-            if !after_residual {
-                continue;
-            }
-            if let Some(Err(mut r)) = fuse_activation::candidate(graph, v) {
-                r.pass = NAME;
-                remarks.push(r);
-            }
-        }
+        remarks.extend(fuse_activation::refused_after(graph, NAME, |op| {
+            epilogue(op).is_some_and(|e| e.residual)
+        }));
         remarks
     }
 }
