@@ -33,6 +33,9 @@ use kiln_runtime::{interpreter, Tensor};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The most threads an engine starts: more would only be a mistake (a typo in `--threads`).
+pub const MAX_THREADS: usize = 256;
+
 /// Which back end runs the model.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Backend {
@@ -98,6 +101,11 @@ impl Engine {
         } else {
             options.threads
         };
+        if threads > MAX_THREADS {
+            return Err(Error::Usage(format!(
+                "{threads} threads requested; at most {MAX_THREADS} are supported"
+            )));
+        }
         let pool = ThreadPool::new(threads)
             .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
         Ok(Engine {
