@@ -23,14 +23,15 @@ pub(crate) fn bench(
         return Err(Error::Usage("--batch must be at least 1".into()));
     }
     let graph = load_at_batch(args, batch)?;
-    let inputs: Vec<Tensor> = graph
-        .inputs()
+    let engine = exec.engine(Capture::default())?;
+    // Compile first: it refuses a model beyond the memory limit before any input is allocated.
+    let model = engine.compile_with(graph, &opt.pass_manager()?, &mut std::io::stderr())?;
+    let inputs: Vec<Tensor> = model
+        .input_shapes()
         .iter()
         .enumerate()
-        .map(|(i, &v)| Tensor::randn(&graph.ty(v).shape, 42 + i as u64))
+        .map(|(i, shape)| Tensor::randn(shape, 42 + i as u64))
         .collect();
-    let engine = exec.engine(Capture::default())?;
-    let model = engine.compile_with(graph, &opt.pass_manager()?, &mut std::io::stderr())?;
     let report = measure(
         &model,
         &inputs,
