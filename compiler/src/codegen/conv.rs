@@ -15,7 +15,12 @@
 //!   the input in place (no copy at all).
 //!
 //! The loop over input channels is the only loop inside a tile (fully unrolled when the layer has
-//! at most 32 taps in all, e.g. a stem conv on RGB); taps are unrolled with constant offsets.
+//! at most 32 taps in all, e.g. a stem conv on RGB); taps are unrolled with constant offsets. It
+//! does two channels per iteration, the second with its FMAs in reverse order, which keeps the
+//! accumulators in place without register copies (see `ChannelFn`).
+//!
+//! **Strided 1×1 convs** (unpadded, no fused pool) copy only the pixels they read into a compact
+//! plane ([`emit_gather`]) and then run as a stride-1 conv over one flat row of `oh·ow` pixels.
 //!
 //! **Phases.** Below a batch of 4: `pad` (padded copies; with a fused pool that pads, the pool's
 //! scratch planes are filled with −∞), then `conv` over work items (image, group, channel block,
@@ -28,7 +33,7 @@
 //! ±∞ or NaN).
 
 use super::jit::{Base, Emitter, Loc};
-use super::pack::{pack_conv_weights, PaddedLayout};
+use super::pack::{emit_gather, pack_conv_weights, PaddedLayout};
 use super::pool::{plane_ptr, PoolGeom};
 use super::{activation, CodegenError, StepCx};
 use cranelift_codegen::ir::{InstBuilder, Value};
@@ -58,8 +63,14 @@ const UNROLL_TAPS: usize = 32;
 /// The register budget: 16 xmm registers, one kept free for the compiler.
 const REGISTERS: usize = 15;
 
-/// Emits one input channel's taps: `(emitter, input pointer, weight pointer, accumulators)`.
-type ChannelFn<'c> = dyn Fn(&mut Emitter, Value, Value, &mut [Value]) + 'c;
+/// Emits one input channel's taps: `(emitter, input pointer, weight pointer, accumulators,
+/// reverse)`. The FMAs of every other tap run in reverse accumulator order, and `reverse` flips
+/// that. Why: each FMA's result takes the register of its broadcast (the x86-64 forms overwrite a
+/// multiplicand) and the next broadcast takes the register the old accumulator freed, so one pass
+/// over the accumulators moves each into its neighbour's register; a loop-carried accumulator
+/// then costs a register copy per iteration (one per FMA in a 1×1 conv). A reverse pass moves
+/// them back, so a loop body of two channels, the second reversed, needs no copies.
+type ChannelFn<'c> = dyn Fn(&mut Emitter, Value, Value, &mut [Value], bool) + 'c;
 
 /// The two ways of tiling a convolution's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +127,20 @@ pub struct ConvKernel {
     /// the max (adding a constant and relu/leaky_relu are monotone, rounding included), and the
     /// pool has a quarter of the conv's outputs.
     late_epilogue: bool,
+    /// A 1×1 conv with stride (no padding, no fused pool) gathers its strided pixels into a compact
+    /// copy and runs as a stride-1 conv over one flat row of `oh·ow` pixels; this is the original
+    /// geometry, which the copy reads.
+    gather: Option<Gather>,
+}
+
+/// The original geometry of a gathered 1×1 conv: source `[h, w]`, output `[oh, ow]`, stride.
+#[derive(Debug, Clone)]
+struct Gather {
+    w: usize,
+    h: usize,
+    oh: usize,
+    ow: usize,
+    stride: [usize; 2],
 }
 
 /// Estimated cycles per tap of a tile of `c` channels × `p` vectors: FMA throughput (2 per cycle),
@@ -199,17 +224,38 @@ impl ConvKernel {
         let groups = attrs.groups;
         let og = o / groups;
         let p = attrs.padding;
+        // A strided 1×1 conv reads a quarter (stride 2) of its input, scattered: gather those
+        // pixels once into a compact plane, then every tile reads contiguous floats. The output
+        // plane is contiguous too, so the conv runs over one flat row (no lanes wasted on short
+        // rows). A fused pool needs the 2-D output, so it keeps the general path.
+        let gather = (kh == 1
+            && kw == 1
+            && p == Default::default()
+            && attrs.stride != [1, 1]
+            && attrs.epilogue.pool.is_none())
+        .then_some(Gather {
+            h,
+            w,
+            oh,
+            ow,
+            stride: attrs.stride,
+        });
+        let (h, w, oh, ow, stride, dilation) = match &gather {
+            Some(_) => (1, oh * ow, 1, oh * ow, [1, 1], [1, 1]),
+            None => (h, w, oh, ow, attrs.stride, attrs.dilation),
+        };
         let layout = PaddedLayout::for_windows(
             (h, w),
             (p.top, p.left),
             (kh, kw),
-            (attrs.stride[0], attrs.stride[1]),
-            (attrs.dilation[0], attrs.dilation[1]),
+            (stride[0], stride[1]),
+            (dilation[0], dilation[1]),
             (oh, ow),
             0.0,
         );
         let (ocb, pv) = choose_tile(og, ow);
-        let pixel_tiles = pixel_tiles(scheme, og, (oh, ow), kh * kw, p == Default::default());
+        let unpadded = p == Default::default() && gather.is_none();
+        let pixel_tiles = pixel_tiles(scheme, og, (oh, ow), kh * kw, unpadded);
         let (ocb, pv) = if pixel_tiles.is_some() {
             (4, 1)
         } else {
@@ -217,7 +263,7 @@ impl ConvKernel {
         };
         // The pixel scheme broadcasts single floats, so it needs no phase split: without padding
         // it reads the input in place, otherwise a plain padded copy (vector copies).
-        let direct = pixel_tiles.is_some() && p == Default::default();
+        let direct = pixel_tiles.is_some() && unpadded;
         let layout = match &pixel_tiles {
             None => layout,
             Some(_) if direct => PaddedLayout {
@@ -234,8 +280,8 @@ impl ConvKernel {
                 (h, w),
                 (p.top, p.left),
                 (
-                    (oh - 1) * attrs.stride[0] + (kh - 1) * attrs.dilation[0] + 1,
-                    (ow - 1) * attrs.stride[1] + (kw - 1) * attrs.dilation[1] + 1,
+                    (oh - 1) * stride[0] + (kh - 1) * dilation[0] + 1,
+                    (ow - 1) * stride[1] + (kw - 1) * dilation[1] + 1,
                 ),
                 0.0,
             ),
@@ -284,8 +330,8 @@ impl ConvKernel {
             og,
             kh,
             kw,
-            stride: attrs.stride,
-            dilation: attrs.dilation,
+            stride,
+            dilation,
             oh,
             ow,
             bias: attrs.bias,
@@ -300,6 +346,7 @@ impl ConvKernel {
             pixel_tiles,
             direct,
             late_epilogue,
+            gather,
         })
     }
 
@@ -437,8 +484,15 @@ impl ConvKernel {
 
     /// Copies input plane `item` (image · C + channel) into its padded scratch plane.
     fn emit_copy_plane(&self, em: &mut Emitter, x: Loc, scratch: Loc, item: Value) {
-        let src = plane_ptr(em, x, item, (self.h * self.w * 4) as i64);
         let dst = plane_ptr(em, scratch, item, self.in_plane_bytes() as i64);
+        if let Some(g) = &self.gather {
+            let src = plane_ptr(em, x, item, (g.h * g.w * 4) as i64);
+            let [sh, sw] = g.stride;
+            let floats = self.layout.plane_floats();
+            emit_gather(em, src, dst, g.w, (g.oh, g.ow), (sh, sw), floats);
+            return;
+        }
+        let src = plane_ptr(em, x, item, (self.h * self.w * 4) as i64);
         self.layout.emit_copy(em, src, dst);
     }
 
@@ -692,7 +746,7 @@ impl ConvKernel {
         let mut carried = vec![xp0, p.w_blk];
         carried.extend(std::iter::repeat_n(zero, nc * pvt));
         // One input channel: every tap, unrolled, with constant offsets from `xp` and `wp`.
-        let channel = |em: &mut Emitter, xp: Value, wp: Value, acc: &mut [Value]| {
+        let channel = |em: &mut Emitter, xp: Value, wp: Value, acc: &mut [Value], rev: bool| {
             for ky in 0..self.kh {
                 for kx in 0..self.kw {
                     let off = (ky * dh * in_row + self.layout.tap_offset(kx, dw)) as i64;
@@ -700,15 +754,18 @@ impl ConvKernel {
                         .map(|v| em.vload(xp, off + 16 * v as i64))
                         .collect();
                     let t = ky * self.kw + kx;
-                    for j in 0..nc {
-                        for (v, &x) in xs.iter().enumerate() {
-                            // A fresh broadcast per FMA: x64 has only the 213/132 forms, whose
-                            // destination is a multiplicand, so the broadcast must be single-use
-                            // (it then also folds into `vbroadcastss xmm, [mem]`).
-                            let wv = em.splat_load(wp, ((t * ocb + j) * 4) as i64);
-                            let a = &mut acc[j * pvt + v];
-                            *a = em.b.ins().fma(wv, x, *a);
-                        }
+                    // Accumulator k is channel k / pvt, vector k % pvt; the order alternates
+                    // (see `ChannelFn`).
+                    let rev = rev ^ (t % 2 == 1);
+                    for k in 0..nc * pvt {
+                        let k = if rev { nc * pvt - 1 - k } else { k };
+                        let (j, v) = (k / pvt, k % pvt);
+                        // A fresh broadcast per FMA: x64 has only the 213/132 forms, whose
+                        // destination is a multiplicand, so the broadcast must be single-use
+                        // (it then also folds into `vbroadcastss xmm, [mem]`).
+                        let wv = em.splat_load(wp, ((t * ocb + j) * 4) as i64);
+                        let a = &mut acc[k];
+                        *a = em.b.ins().fma(wv, xs[v], *a);
                     }
                 }
             }
@@ -765,7 +822,7 @@ impl ConvKernel {
             for ic in 0..self.cg as i64 {
                 let xp = em.add_imm(xp0, ic * plane_bytes);
                 let wp = em.add_imm(wp0, ic * w_step);
-                channel(em, xp, wp, &mut acc);
+                channel(em, xp, wp, &mut acc, false);
             }
             let mut all = vec![xp0, wp0];
             all.extend(acc);
@@ -773,12 +830,22 @@ impl ConvKernel {
         }
         let mut carried = vec![xp0, wp0];
         carried.extend(acc0);
-        // One channel per iteration: doing four per iteration in 1×1 convs measured slower.
-        em.for_const(0, self.cg as i64, 1, &carried, &mut |em, _, c| {
+        // Two channels per iteration, the second one's FMAs in reverse order (see `ChannelFn`):
+        // the accumulators end the iteration in the registers they started it in.
+        let per = if self.cg.is_multiple_of(2) { 2 } else { 1 };
+        em.for_const(0, (self.cg / per) as i64, 1, &carried, &mut |em, _, c| {
             let (xp, wp) = (c[0], c[1]);
             let mut acc: Vec<Value> = c[2..].to_vec();
-            channel(em, xp, wp, &mut acc);
-            let mut next = vec![em.add_imm(xp, plane_bytes), em.add_imm(wp, w_step)];
+            for k in 0..per {
+                let xk = em.add_imm(xp, k as i64 * plane_bytes);
+                let wk = em.add_imm(wp, k as i64 * w_step);
+                channel(em, xk, wk, &mut acc, k % 2 == 1);
+            }
+            let per = per as i64;
+            let mut next = vec![
+                em.add_imm(xp, per * plane_bytes),
+                em.add_imm(wp, per * w_step),
+            ];
             next.extend(acc);
             next
         })
@@ -791,13 +858,17 @@ impl ConvKernel {
         let [dh, dw] = self.dilation;
         let taps = self.kh * self.kw;
         let zero = em.vconst(0.0);
-        let channel = |em: &mut Emitter, xp: Value, wp: Value, acc: &mut [Value]| {
+        let channel = |em: &mut Emitter, xp: Value, wp: Value, acc: &mut [Value], rev: bool| {
             for ky in 0..self.kh {
                 for kx in 0..self.kw {
                     let t = ky * self.kw + kx;
                     // The 4 channels' weights of this tap, kept in a register for the tile.
                     let wv = em.vload(wp, (t * 16) as i64);
-                    for (i, &(oy, ox)) in tile.iter().enumerate() {
+                    // Pixel order alternates (see `ChannelFn`).
+                    let rev = rev ^ (t % 2 == 1);
+                    for k in 0..tile.len() {
+                        let i = if rev { tile.len() - 1 - k } else { k };
+                        let (oy, ox) = tile[i];
                         let off = self.layout.offset(oy * sh + ky * dh, ox * sw + kx * dw);
                         // Single-use broadcast: the FMA's destroyed multiplicand (see emit_tile).
                         let x = em.splat_load(xp, off as i64);

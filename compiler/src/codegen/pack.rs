@@ -175,6 +175,47 @@ pub fn copy_run(em: &mut Emitter, src: Value, dst: Value, n: usize) {
     }
 }
 
+/// Gathers the pixels `(oy·sh, ox·sw)` (`oy < oh`, `ox < ow`) of one `[_, w]` plane at `src` into
+/// a compact `oh·ow` run at `dst` (row-major, no padding), whose storage is `plane_floats` floats:
+/// a 1×1 conv with stride then reads contiguous pixels, and its copy writes only what it reads. The
+/// floats past `oh·ow` (read by a tail vector's unused lanes) are zeroed.
+pub fn emit_gather(
+    em: &mut Emitter,
+    src: Value,
+    dst: Value,
+    w: usize,
+    (oh, ow): (usize, usize),
+    (sh, sw): (usize, usize),
+    plane_floats: usize,
+) {
+    if plane_floats > oh * ow && plane_floats >= 4 {
+        let z = em.vconst(0.0);
+        em.vstore(z, dst, 4 * (plane_floats as i64 - 4));
+    }
+    // for_strided_copy reads only the source width and the stride from the layout.
+    let layout = PaddedLayout {
+        h: oh,
+        w,
+        top: 0,
+        left: 0,
+        rows: oh,
+        phases: sw,
+        wq: 0,
+        fill: 0.0,
+    };
+    em.for_const(0, oh as i64, 1, &[src, dst], &mut |em, _, c| {
+        if sw == 1 {
+            copy_run(em, c[0], c[1], ow);
+        } else {
+            for_strided_copy(em, c[0], c[1], 0, 0, ow, &layout);
+        }
+        vec![
+            em.add_imm(c[0], 4 * (sh * w) as i64),
+            em.add_imm(c[1], 4 * ow as i64),
+        ]
+    });
+}
+
 /// Copies source columns `j·s + p − left` (for `j` in `j0..j1`) of one row into phase `p`,
 /// element `j`, of the padded row at `dst_row`.
 fn for_strided_copy(

@@ -13,6 +13,7 @@ use super::jit::{Base, Emitter, Loc};
 use super::pack::PaddedLayout;
 use super::{CodegenError, StepCx};
 use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::types::F32X4;
 use cranelift_codegen::ir::{InstBuilder, Value};
 use kiln_runtime::ops::{AvgPool2d, MaxPool2d};
 
@@ -175,11 +176,16 @@ impl PoolGeom {
 
 /// The reference max-pool's update `m = (x > m || x is NaN) ? x : m`: the larger value, NaN as
 /// soon as either is NaN.
+///
+/// Three instructions: `x > m ? x : m` in this operand order is one `maxps` (which keeps `m`
+/// when either is NaN, so a NaN `m` sticks), then an all-ones NaN is OR-ed in where `x` is NaN.
+/// Ties keep `m`, as the reference does (the sign of equal zeros).
 fn nan_max(em: &mut Emitter, m: Value, x: Value) -> Value {
-    let gt = em.b.ins().fcmp(FloatCC::GreaterThan, x, m);
+    let lt = em.b.ins().fcmp(FloatCC::LessThan, m, x);
+    let hi = em.select_mask(lt, x, m);
     let nan = em.b.ins().fcmp(FloatCC::Unordered, x, x);
-    let take = em.b.ins().bor(gt, nan);
-    em.select_mask(take, x, m)
+    let nan = em.bitcast(F32X4, nan);
+    em.b.ins().bor(hi, nan)
 }
 
 /// A max or average pool step.
