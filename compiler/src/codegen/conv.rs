@@ -373,14 +373,9 @@ impl ConvKernel {
     /// Emits the step's phases.
     pub fn emit(&self, cx: &mut StepCx) -> Result<(), CodegenError> {
         let step = cx.step;
-        let unsupported = |msg: &str| CodegenError::Unsupported {
-            step: 0,
-            op: "conv2d".into(),
-            msg: msg.into(),
-        };
         let weight = cx
             .param(step.inputs[1])
-            .ok_or_else(|| unsupported("the weight must be a parameter"))?;
+            .ok_or_else(|| cx.unsupported("the weight must be a parameter"))?;
         let packed = pack_conv_weights(
             weight.data(),
             [self.o, self.cg, self.kh, self.kw],
@@ -392,7 +387,7 @@ impl ConvKernel {
         let b_off = if self.bias {
             let b = cx
                 .param(step.inputs[next])
-                .ok_or_else(|| unsupported("the bias must be a parameter"))?;
+                .ok_or_else(|| cx.unsupported("the bias must be a parameter"))?;
             next += 1;
             // Padded to whole blocks so that a tail block's broadcasts stay inside the region.
             let mut v = b.data().to_vec();

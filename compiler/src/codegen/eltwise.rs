@@ -65,11 +65,7 @@ impl EltwiseKernel {
                 })
             }
             Op::BatchNorm2d(bn) => self.batch_norm(cx, bn.eps, ins[0], out),
-            other => Err(CodegenError::Unsupported {
-                step: 0,
-                op: other.name().into(),
-                msg: "not an element-wise op".into(),
-            }),
+            _ => Err(cx.unsupported("not an element-wise op")),
         }
     }
 
@@ -124,11 +120,9 @@ impl EltwiseKernel {
         let step = cx.step;
         let params: Vec<_> = step.inputs[1..5].iter().map(|&i| cx.param(i)).collect();
         let [Some(w), Some(b), Some(mean), Some(var)] = params[..] else {
-            return Err(CodegenError::Unsupported {
-                step: 0,
-                op: "batch_norm".into(),
-                msg: "weight, bias, running_mean and running_var must be parameters".into(),
-            });
+            return Err(
+                cx.unsupported("weight, bias, running_mean and running_var must be parameters")
+            );
         };
         let c = self.channels;
         let mut alpha = Vec::with_capacity(c);

@@ -46,14 +46,9 @@ impl LinearKernel {
     /// Emits the step's phase.
     pub fn emit(&self, cx: &mut StepCx) -> Result<(), CodegenError> {
         let step = cx.step;
-        let unsupported = |msg: &str| CodegenError::Unsupported {
-            step: 0,
-            op: "linear".into(),
-            msg: msg.into(),
-        };
         let weight = cx
             .param(step.inputs[1])
-            .ok_or_else(|| unsupported("the weight must be a parameter"))?;
+            .ok_or_else(|| cx.unsupported("the weight must be a parameter"))?;
         let width = 4 * self.ov;
         let w_off = cx
             .blob
@@ -62,7 +57,7 @@ impl LinearKernel {
         let b_off = if self.bias {
             let b = cx
                 .param(step.inputs[next])
-                .ok_or_else(|| unsupported("the bias must be a parameter"))?;
+                .ok_or_else(|| cx.unsupported("the bias must be a parameter"))?;
             next += 1;
             let mut v = b.data().to_vec();
             v.resize(self.nob * width, 0.0);
@@ -81,9 +76,7 @@ impl LinearKernel {
                 self.n * self.m * 4,
             )
         {
-            return Err(unsupported(
-                "the result may not share memory with the input",
-            ));
+            return Err(cx.unsupported("the result may not share memory with the input"));
         }
         if self.n == 0 || self.m == 0 {
             return Ok(());

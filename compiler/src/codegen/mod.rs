@@ -229,6 +229,8 @@ pub fn choose_kernel(
 pub struct StepCx<'a> {
     /// The plan.
     pub plan: &'a Plan,
+    /// The step's index in the plan (named in errors).
+    pub index: usize,
     /// The step.
     pub step: &'a Step,
     /// The blob being packed.
@@ -244,6 +246,15 @@ pub struct StepCx<'a> {
 }
 
 impl<'a> StepCx<'a> {
+    /// An error saying this step cannot be generated, and why.
+    pub fn unsupported(&self, msg: &str) -> CodegenError {
+        CodegenError::Unsupported {
+            step: self.index,
+            op: self.step.op.name().to_string(),
+            msg: msg.to_string(),
+        }
+    }
+
     /// Where buffer `id` lives; a parameter read as data gets a raw copy in the blob.
     pub fn loc(&mut self, id: BufferId) -> Loc {
         let b = self.plan.buffer(id);
@@ -387,6 +398,7 @@ pub fn compile(plan: &Plan, options: &JitOptions) -> Result<JitProgram, CodegenE
     for (i, (step, kernel)) in plan.steps.iter().zip(&kernels).enumerate() {
         let mut cx = StepCx {
             plan,
+            index: i,
             step,
             blob: &mut blob,
             jb: &mut jb,
