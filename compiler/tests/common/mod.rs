@@ -1,10 +1,12 @@
 //! Shared by the compiler's integration tests: the golden PyTorch cases of `tests/fixtures/golden/`
 //! (their one list, `case.json`, loading a case, comparing an output within its tolerances) and
-//! running the `kiln` binary.
+//! running the `kiln` binary; and, in [`random_graph`], the property tests' random graphs.
 //!
 //! A test file includes it with `mod common;`. Every file is its own crate and uses a part of this
 //! module only, so the parts it leaves would each warn as dead code there.
 #![allow(dead_code)]
+
+pub mod random_graph;
 
 use kiln::Graph;
 use kiln_runtime::io::npy::read_npy;
