@@ -68,10 +68,7 @@ pub fn batch_norm(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(data: &[f32], shape: &[usize]) -> Tensor {
-        Tensor::from_slice(data, shape).unwrap()
-    }
+    use crate::ops::test_util::t;
 
     #[test]
     fn normalises_each_channel_by_hand() {

@@ -103,11 +103,8 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_util::t;
     use crate::ops::{MaxPool2d, Padding2d};
-
-    fn t(data: &[f32], shape: &[usize]) -> Tensor {
-        Tensor::from_slice(data, shape).unwrap()
-    }
 
     #[test]
     fn multiplies_by_the_transposed_weight_and_adds_the_bias() {

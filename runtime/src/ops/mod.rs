@@ -35,6 +35,9 @@ pub mod flatten;
 pub mod linear;
 pub mod pool;
 
+#[cfg(test)]
+pub(crate) mod test_util;
+
 pub use activation::{Activation, GeluApproximate};
 pub use add::Add;
 pub use batch_norm::BatchNorm2d;

@@ -300,21 +300,7 @@ pub fn global_avg_pool2d(input: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Small integers `((i·a + 3) mod m) − ⌊m/2⌋` in row-major order; the PyTorch snippets use
-    /// `def ints(shape, a, m): return ((torch.arange(prod(shape)) * a + 3) % m - m // 2).float().reshape(shape)`.
-    /// Window sums of such integers are exact, so averages compare exactly.
-    fn ints(shape: &[usize], a: usize, m: usize) -> Tensor {
-        let n: usize = shape.iter().product();
-        let data = (0..n)
-            .map(|i| ((i * a + 3) % m) as f32 - (m / 2) as f32)
-            .collect();
-        Tensor::from_vec(data, shape).unwrap()
-    }
-
-    fn t(data: &[f32], shape: &[usize]) -> Tensor {
-        Tensor::from_slice(data, shape).unwrap()
-    }
+    use crate::ops::test_util::{ints, t};
 
     fn max(k: usize, s: usize, p: usize, d: usize, ceil_mode: bool) -> MaxPool2d {
         MaxPool2d {
