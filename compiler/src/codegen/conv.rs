@@ -385,14 +385,8 @@ impl ConvKernel {
         let w_off = cx.blob.push(&packed);
         let mut next = 2;
         let b_off = if self.bias {
-            let b = cx
-                .param(step.inputs[next])
-                .ok_or_else(|| cx.unsupported("the bias must be a parameter"))?;
             next += 1;
-            // Padded to whole blocks so that a tail block's broadcasts stay inside the region.
-            let mut v = b.data().to_vec();
-            v.resize(self.o + self.ocb, 0.0);
-            Some(cx.blob.push(&v))
+            Some(cx.padded_bias(step.inputs[2], self.o + self.ocb)?)
         } else {
             None
         };

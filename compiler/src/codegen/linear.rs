@@ -55,13 +55,8 @@ impl LinearKernel {
             .push(&pack_linear_weights(weight.data(), self.m, self.k, width));
         let mut next = 2;
         let b_off = if self.bias {
-            let b = cx
-                .param(step.inputs[next])
-                .ok_or_else(|| cx.unsupported("the bias must be a parameter"))?;
             next += 1;
-            let mut v = b.data().to_vec();
-            v.resize(self.nob * width, 0.0);
-            Some(cx.blob.push(&v))
+            Some(cx.padded_bias(step.inputs[2], self.nob * width)?)
         } else {
             None
         };

@@ -292,6 +292,17 @@ impl<'a> StepCx<'a> {
         }
     }
 
+    /// Packs the bias operand `id` into the blob, zero-padded to `len` floats so that a kernel's tail
+    /// block may broadcast past the last channel and stay inside the region; returns its offset.
+    pub fn padded_bias(&mut self, id: BufferId, len: usize) -> Result<usize, CodegenError> {
+        let bias = self
+            .param(id)
+            .ok_or_else(|| self.unsupported("the bias must be a parameter"))?;
+        let mut v = bias.data().to_vec();
+        v.resize(len.max(v.len()), 0.0);
+        Ok(self.blob.push(&v))
+    }
+
     /// Emits one phase of `items` work items named `<step>_<suffix>`.
     pub fn phase(
         &mut self,
