@@ -7,13 +7,15 @@
 //! graph, at `-O0` and `-O2`:
 //! - the JIT agrees with the interpreter on the same plan (NaN at the same places);
 //! - 1 and 2 threads give bit-identical results;
-//! - both conv tiling schemes (row tiles and pixel tiles) agree with the interpreter too;
+//! - both direct conv tiling schemes (row tiles and pixel tiles) and Winograd F(2×2, 3×3) forced
+//!   on every 3×3 stride-1 conv (by default only wide ones use it) agree with the interpreter too,
+//!   and Winograd too gives the same bits on 1 and 2 threads;
 //! - run with its arena, every input and every output placed against an inaccessible guard page
 //!   (on either side), the JIT gives the same bits — any read or write outside them would crash.
 
 mod common;
 
-use common::random_graph::{build, input, spec, Spec};
+use common::random_graph::{build, input, spec, Inst, Spec};
 use kiln::codegen::conv::ConvScheme;
 use kiln::engine::{Engine, Options};
 use kiln::passes::{OptLevel, PassManager};
@@ -62,12 +64,14 @@ fn check(spec: &Spec) -> Result<(), TestCaseError> {
         let plan = plan_at(&g, level);
         let want = kiln_runtime::interpreter::run(&plan, std::slice::from_ref(&x))
             .map_err(|e| TestCaseError::fail(format!("interpreter: {e}")))?;
-        let mut first: Option<Vec<Tensor>> = None;
+        let mut first: Vec<(Option<ConvScheme>, Vec<Tensor>)> = Vec::new();
         let runs = [
             (1, None),
             (2, None),
             (1, Some(ConvScheme::Rows)),
             (1, Some(ConvScheme::Pixels)),
+            (1, Some(ConvScheme::Winograd)),
+            (2, Some(ConvScheme::Winograd)),
         ];
         for (threads, conv_scheme) in runs {
             let engine = Engine::new(Options {
@@ -87,20 +91,23 @@ fn check(spec: &Spec) -> Result<(), TestCaseError> {
                     ))
                 })?;
             }
-            if conv_scheme.is_some() {
-                continue;
-            }
-            if let Some(f) = &first {
+            if let Some((_, f)) = first.iter().find(|(s, _)| *s == conv_scheme) {
                 for (a, b) in f.iter().zip(&got) {
                     let same = a
                         .data()
                         .iter()
                         .zip(b.data())
                         .all(|(p, q)| p.to_bits() == q.to_bits());
-                    prop_assert!(same, "{} t{}: differs from 1 thread", level, threads);
+                    prop_assert!(
+                        same,
+                        "{} t{} {:?}: differs from 1 thread",
+                        level,
+                        threads,
+                        conv_scheme
+                    );
                 }
             } else {
-                first = Some(got);
+                first.push((conv_scheme, got));
             }
         }
     }
@@ -119,6 +126,68 @@ proptest! {
     fn jit_stays_inside_guarded_buffers(spec in spec()) {
         guard::check_guarded(&build(&spec), &input(&spec))?;
     }
+
+    #[test]
+    fn winograd_convs_agree_and_stay_inside_guarded_buffers(spec in winograd_spec()) {
+        check(&spec)?;
+        guard::check_guarded(&build(&spec), &input(&spec))?;
+    }
+}
+
+/// Graphs of 3×3 stride-1 convs, the ones Winograd F(2×2, 3×3) computes (the general generator
+/// makes few): odd and even sizes from 2×2, 1 to 40 channels (so both the forced and the default
+/// choice apply), padding 0–2 per side, each conv followed maybe by an activation, a residual add
+/// and a 2×2/2 max-pool (floor or ceil mode), which the optimizer fuses into its epilogue.
+fn winograd_spec() -> impl Strategy<Value = Spec> {
+    let block = (
+        1usize..41,
+        prop::array::uniform4(0usize..3),
+        any::<bool>(),
+        prop::option::of(0usize..7),
+        prop::option::of(0usize..16),
+        prop::option::of(any::<bool>()),
+    )
+        .prop_map(|(out_channels, padding, bias, act, add, pool)| {
+            let mut insts = vec![Inst::Conv {
+                src: usize::MAX,
+                out_channels,
+                kernel: (3, 3),
+                stride: (1, 1),
+                padding,
+                dilation: (1, 1),
+                groups: 0,
+                bias,
+            }];
+            insts.extend(add.map(|b| Inst::Add { a: usize::MAX, b }));
+            insts.extend(act.map(|kind| Inst::Act {
+                src: usize::MAX,
+                kind,
+            }));
+            insts.extend(pool.map(|ceil_mode| Inst::MaxPool {
+                src: usize::MAX,
+                kernel: 2,
+                stride: 2,
+                padding: 0,
+                dilation: 1,
+                ceil_mode,
+            }));
+            insts
+        });
+    (
+        (1usize..4, 1usize..41, 2usize..19, 2usize..19),
+        prop::collection::vec(block, 1..4),
+        any::<u32>(),
+        prop::bool::weighted(0.3),
+        any::<u64>(),
+    )
+        .prop_map(|((n, c, h, w), blocks, extra_outputs, nan, seed)| Spec {
+            input: [n, c, h, w],
+            insts: blocks.into_iter().flatten().collect(),
+            head: None,
+            extra_outputs,
+            nan,
+            seed,
+        })
 }
 
 /// A test-only allocator placing a buffer against an inaccessible page, and the guarded run.
@@ -203,8 +272,14 @@ mod guard {
     }
 
     pub fn check_guarded(g: &Graph, x: &Tensor) -> Result<(), TestCaseError> {
-        for level in [OptLevel::O0, OptLevel::O2] {
-            let engine = Engine::new(Options::default()).unwrap();
+        let levels = [OptLevel::O0, OptLevel::O2];
+        let schemes = [None, Some(ConvScheme::Winograd)];
+        for (level, conv_scheme) in levels.into_iter().flat_map(|l| schemes.map(|s| (l, s))) {
+            let engine = Engine::new(Options {
+                conv_scheme,
+                ..Options::default()
+            })
+            .unwrap();
             let model = engine.compile_plan(plan_at(g, level)).unwrap();
             let want = model.run(std::slice::from_ref(x)).unwrap();
             for at_end in [true, false] {
@@ -227,7 +302,13 @@ mod guard {
                         .iter()
                         .zip(w.data())
                         .all(|(a, b)| a.to_bits() == b.to_bits());
-                    prop_assert!(same, "{}: guarded run differs (at_end {})", level, at_end);
+                    prop_assert!(
+                        same,
+                        "{} {:?}: guarded run differs (at_end {})",
+                        level,
+                        conv_scheme,
+                        at_end
+                    );
                 }
             }
         }

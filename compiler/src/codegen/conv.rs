@@ -79,6 +79,25 @@ pub enum ConvScheme {
     Rows,
     /// Up to 12 output pixels (crossing rows) × 4 channels in one vector.
     Pixels,
+    /// Winograd F(2×2, 3×3) on every conv it applies to (3×3, stride 1, …), whatever its size;
+    /// the others get the default direct tiling.
+    Winograd,
+}
+
+/// Input and output channels from which a 3×3 stride-1 conv is computed by Winograd by default:
+/// below that its matrix products are too short to pay for the transforms.
+const WINOGRAD_CHANNELS: usize = 16;
+
+impl ConvScheme {
+    /// Whether a conv Winograd applies to should use it, given the forced scheme (if any), the
+    /// input shape and the weight shape.
+    pub fn wants_winograd(scheme: Option<ConvScheme>, input: &[usize], weight: &[usize]) -> bool {
+        match scheme {
+            Some(ConvScheme::Winograd) => true,
+            Some(_) => false,
+            None => input[1] >= WINOGRAD_CHANNELS && weight[0] >= WINOGRAD_CHANNELS,
+        }
+    }
 }
 
 /// A fused max-pool: its geometry and the padded layout the conv stores into.
@@ -196,7 +215,9 @@ fn pixel_tiles(
     let wanted = match scheme {
         Some(ConvScheme::Rows) => false,
         Some(ConvScheme::Pixels) => og >= 4,
-        None => fits && oh * ow <= PIXEL_IMAGE && (lane_use < 0.95 || unpadded),
+        None | Some(ConvScheme::Winograd) => {
+            fits && oh * ow <= PIXEL_IMAGE && (lane_use < 0.95 || unpadded)
+        }
     };
     if !wanted || oh * ow == 0 {
         return None;

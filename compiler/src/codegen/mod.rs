@@ -20,6 +20,7 @@ pub mod linear;
 pub mod pack;
 pub mod peak;
 pub mod pool;
+pub mod winograd;
 
 use jit::{Base, Capture, Emitter, JitBuilder, JitCode, Listing, Loc};
 use kiln_runtime::plan::{BufferId, BufferKind, Plan, Step, ARENA_ALIGN};
@@ -165,6 +166,8 @@ impl Blob {
 pub enum StepKernel {
     /// A convolution (with its epilogue).
     Conv(Box<conv::ConvKernel>),
+    /// A 3×3 stride-1 convolution by Winograd F(2×2, 3×3) (with its epilogue).
+    Winograd(Box<winograd::WinogradKernel>),
     /// A fully connected layer (with its epilogue).
     Linear(linear::LinearKernel),
     /// Max or average pooling.
@@ -180,6 +183,7 @@ impl StepKernel {
     fn scratch_bytes(&self) -> usize {
         match self {
             StepKernel::Conv(k) => k.scratch_bytes(),
+            StepKernel::Winograd(k) => k.scratch_bytes(),
             StepKernel::Pool(k) => k.scratch_bytes(),
             _ => 0,
         }
@@ -201,10 +205,23 @@ pub fn choose_kernel(
         msg,
     };
     Ok(match &step.op {
-        Op::Conv2d(c) => StepKernel::Conv(Box::new(
-            conv::ConvKernel::new(options.conv_scheme, c, &shape(0), &shape(1), &out_shape)
-                .map_err(unsupported)?,
-        )),
+        Op::Conv2d(c) => {
+            let (x, w) = (shape(0), shape(1));
+            match winograd::WinogradKernel::new(c, &x, &w, &out_shape) {
+                Some(k) if conv::ConvScheme::wants_winograd(options.conv_scheme, &x, &w) => {
+                    StepKernel::Winograd(Box::new(k))
+                }
+                _ => {
+                    let direct = options
+                        .conv_scheme
+                        .filter(|s| *s != conv::ConvScheme::Winograd);
+                    StepKernel::Conv(Box::new(
+                        conv::ConvKernel::new(direct, c, &x, &w, &out_shape)
+                            .map_err(unsupported)?,
+                    ))
+                }
+            }
+        }
         Op::Linear(l) => StepKernel::Linear(
             linear::LinearKernel::new(l, &shape(0), &shape(1)).map_err(unsupported)?,
         ),
@@ -419,6 +436,7 @@ pub fn compile(plan: &Plan, options: &JitOptions) -> Result<JitProgram, CodegenE
         };
         match kernel {
             StepKernel::Conv(k) => k.emit(&mut cx)?,
+            StepKernel::Winograd(k) => k.emit(&mut cx)?,
             StepKernel::Linear(k) => k.emit(&mut cx)?,
             StepKernel::Pool(k) => k.emit(&mut cx)?,
             StepKernel::GlobalAvg(k) => k.emit(&mut cx)?,

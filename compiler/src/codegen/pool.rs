@@ -180,7 +180,7 @@ impl PoolGeom {
 /// Three instructions: `x > m ? x : m` in this operand order is one `maxps` (which keeps `m`
 /// when either is NaN, so a NaN `m` sticks), then an all-ones NaN is OR-ed in where `x` is NaN.
 /// Ties keep `m`, as the reference does (the sign of equal zeros).
-fn nan_max(em: &mut Emitter, m: Value, x: Value) -> Value {
+pub fn nan_max(em: &mut Emitter, m: Value, x: Value) -> Value {
     let lt = em.b.ins().fcmp(FloatCC::LessThan, m, x);
     let hi = em.select_mask(lt, x, m);
     let nan = em.b.ins().fcmp(FloatCC::Unordered, x, x);
