@@ -8,18 +8,25 @@
 //!
 //! With `d` a 4×4 input patch, `g` a 3×3 filter and `Y` the 2×2 output tile:
 //! `Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A`. The filter transform `U = G g Gᵀ` is done at compile time (in
-//! f64) and packed in the order the kernel reads it; at run time, per work item (an image and a band
-//! of tile rows):
-//! 1. *input transform*: `V[ξ][c][t] = (Bᵀ d B)[ξ]` for the band's tiles `t`, four neighbouring tiles
-//!    per vector; the padded copy is phase-split by column parity, so the four tiles' columns
-//!    (2 apart) are contiguous loads;
-//! 2. per block of `ocb` output channels: for each of the 16 positions `ξ`, the matrix product
+//! f64) and packed in the order the kernel reads it. At run time the output's 2×2 tiles are cut
+//! into *bands* of tile rows, numbered row after row without gaps (`t = r·tw + tx`, so 7 tiles a
+//! row waste no lanes), and for each band:
+//! 1. *input transform*: `V[ξ][c][t] = (Bᵀ d B)[ξ]`, four neighbouring tiles per vector; the padded
+//!    copy is phase-split by column parity, so the four tiles' columns (2 apart) are contiguous;
+//! 2. per block of 12 output channels: for each of the 16 positions `ξ`, the matrix product
 //!    `M[ξ][k][t] = Σ_c U[ξ][k][c] · V[ξ][c][t]`, register-tiled like the direct kernel
-//!    (`ocb` channels × one vector of tiles, a single-use broadcast weight per FMA);
+//!    (12 channels × one vector of tiles, a single-use broadcast weight per FMA);
 //! 3. *output transform* `Y = Aᵀ M A` per channel and vector of four tiles, then the epilogue in
 //!    registers: bias, residual add and activation on the interleaved output rows, or, with a
 //!    fused 2×2/2 max-pool, the maximum of each tile's four outputs (a tile is exactly one pool
 //!    window), then bias and activation on the pooled vector when they commute with the max.
+//!
+//! **Work split** (measured on SimpleCNN and ResNet-18): bands are as large as L2 allows for V
+//! (re-read once per channel block), and smaller when U is small enough to re-read per band
+//! from L2, until there are enough of them for the threads. When U is large (ResNet-18's last
+//! layers: 16 MiB) a band is the whole image, and the threads split its channel blocks instead;
+//! the input transform is then a phase of its own writing one V per band that every channel
+//! group reads (transforming it once per group measured 30 % slower).
 //!
 //! Differences from the direct sum: rounding (the transforms add up to 9 terms before and after
 //! the products; measured error in the tests), and an infinite input gives NaN where the direct sum
@@ -36,12 +43,26 @@ use kiln_runtime::ops::{Activation, Conv2d, Epilogue};
 /// a broadcast fit the 16 registers; the direct kernel measured this shape best).
 const OCB: usize = 12;
 
-/// Work items a step aims for (so that a few threads balance).
-const TARGET_ITEMS: usize = 16;
+/// Units of work a step aims for (so that a few threads balance): bands of images, and when those
+/// are too few, groups of output-channel blocks of a band.
+const TARGET_UNITS: usize = 16;
 
-/// Bytes of the transformed input a band may take before it is split into more bands (a band's
-/// `V` is re-read once per channel block, so it should stay in L2).
-const BAND_BYTES: usize = 96 << 10;
+/// Fewest units before a band's output channels are split into groups.
+const MIN_UNITS: usize = 8;
+
+/// Transformed filters up to this size are re-read per band from L2 (see `BAND_BYTES`).
+const U_CACHED: usize = 512 << 10;
+
+/// Most work items of a step: each has a scratch slot of its own, so this bounds the scratch.
+const MAX_ITEMS: usize = 16;
+
+/// Fewest channel blocks a group of a band takes: every group transforms the band's input anew.
+const MIN_BLOCKS_PER_GROUP: usize = 2;
+
+/// Bytes of the transformed input a band may take: its `V` is re-read once per channel block, so
+/// it should stay in L2 (1 MiB per core here). Bands as large as that read the transformed
+/// filters (`16·C·O` floats: 16 MiB on ResNet-18's last layers) from memory fewer times.
+const BAND_BYTES: usize = 1024 << 10;
 
 /// `G` of F(2,3): the filter transform `U = G g Gᵀ`.
 const G: [[f64; 3]; 4] = [
@@ -63,12 +84,21 @@ pub struct WinogradKernel {
     ow: usize,
     /// Tile rows and tile columns (`⌈oh/2⌉`, `⌈ow/2⌉`).
     th: usize,
-    /// Tiles per band row, rounded up to whole vectors.
-    twp: usize,
-    /// Tile rows per band, bands per image, bands per work item.
+    tw: usize,
+    /// Tile rows per band, bands per image.
     rpb: usize,
     bands: usize,
+    /// Groups of channel blocks per band, blocks per group.
+    kgroups: usize,
+    blocks_per_group: usize,
+    /// Units (image, band, channel group) per work item.
     per_item: usize,
+    /// With channel groups, the input transform is a phase of its own, over (image, band, chunk
+    /// of input channels), writing one V per band that every group reads; else each unit
+    /// transforms its band's input into its item's slot, where it stays in cache.
+    shared_v: bool,
+    /// Input channels per work item of that phase.
+    c_chunk: usize,
     bias: bool,
     epilogue: Epilogue,
     /// A fused 2×2/2 max-pool (one pool window per tile).
@@ -115,17 +145,37 @@ impl WinogradKernel {
             }
         };
         let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
-        let twp = tw.div_ceil(4) * 4;
-        // Bands: enough work items for the threads, small enough that a band's V stays in cache.
-        let row_bytes = 16 * c * twp * 4;
-        let by_cache = (BAND_BYTES / row_bytes.max(1)).clamp(1, th);
-        let by_items = th.div_ceil(TARGET_ITEMS.div_ceil(n)).max(1);
-        let rpb = by_cache.min(by_items);
+        // Bands as large as the cache allows (see BAND_BYTES), as even as possible.
+        let row_bytes = 16 * c * tw * 4;
+        let nob = o.div_ceil(OCB);
+        let mut bands = th.div_ceil((BAND_BYTES / row_bytes.max(1)).clamp(1, th));
+        // Transformed filters that stay in L2 cost little to re-read per band: then smaller bands
+        // make the work items (more bands are cheaper than channel groups, which need a phase of
+        // their own for the input transform).
+        if 16 * c * nob * OCB * 4 <= U_CACHED {
+            bands = bands.max(TARGET_UNITS.div_ceil(n).min(th));
+        }
+        let rpb = th.div_ceil(bands);
         let bands = th.div_ceil(rpb);
-        // Items: at most TARGET_ITEMS per image's worth of bands; an item runs its bands in turn,
-        // reusing one scratch slot.
-        let items_per_image = TARGET_ITEMS.div_ceil(n).clamp(1, bands);
-        let per_item = bands.div_ceil(items_per_image);
+        // Too few bands for the threads: split each band's output channels into groups.
+        let kgroups = if n * bands >= MIN_UNITS {
+            1
+        } else {
+            TARGET_UNITS
+                .div_ceil(n * bands)
+                .min((nob / MIN_BLOCKS_PER_GROUP).max(1))
+        };
+        let blocks_per_group = nob.div_ceil(kgroups);
+        let kgroups = nob.div_ceil(blocks_per_group);
+        let units = n * bands * kgroups;
+        let shared_v = kgroups > 1;
+        let per_item = if shared_v {
+            1
+        } else {
+            units.div_ceil(MAX_ITEMS)
+        };
+        let c_chunk = c.div_ceil(TARGET_UNITS.div_ceil(n * bands));
+        let twp = tw.div_ceil(4) * 4;
         let p = attrs.padding;
         let layout = PaddedLayout::for_windows(
             (h, w),
@@ -150,10 +200,14 @@ impl WinogradKernel {
             oh,
             ow,
             th,
-            twp,
+            tw,
             rpb,
             bands,
+            kgroups,
+            blocks_per_group,
             per_item,
+            shared_v,
+            c_chunk,
             bias: attrs.bias,
             late_epilogue: pool && monotone,
             epilogue,
@@ -162,14 +216,27 @@ impl WinogradKernel {
         })
     }
 
-    /// Tiles per band.
-    fn tb(&self) -> usize {
-        self.rpb * self.twp
+    /// Tile vectors of a row, rounded up (the last one may hold the next row's first tiles).
+    fn twp(&self) -> usize {
+        self.tw.div_ceil(4) * 4
     }
 
-    /// Work items: per image, groups of `per_item` bands.
+    /// Floats per channel of one position of V and M: the band's tiles, row after row without
+    /// gaps (`t = r·tw + tx`), with room for the last row's vectors to run past its end.
+    fn tbs(&self) -> usize {
+        let flat = (self.rpb * self.tw).div_ceil(4) * 4;
+        let last = (self.rpb - 1) * self.tw + self.twp();
+        flat.max(last).div_ceil(4) * 4
+    }
+
+    /// Units of work: (image, band, channel group).
+    fn units(&self) -> usize {
+        self.n * self.bands * self.kgroups
+    }
+
+    /// Work items: runs of `per_item` units.
     fn items(&self) -> usize {
-        self.n * self.bands.div_ceil(self.per_item)
+        self.units().div_ceil(self.per_item)
     }
 
     fn in_plane_bytes(&self) -> usize {
@@ -178,23 +245,40 @@ impl WinogradKernel {
 
     /// Bytes between two positions ξ of V (`[16][c][tb]`).
     fn v_xi(&self) -> usize {
-        self.c * self.tb() * 4
+        self.c * self.tbs() * 4
     }
 
     /// Bytes between two positions ξ of M (`[16][ocb][tb]`).
     fn m_xi(&self) -> usize {
-        OCB * self.tb() * 4
+        OCB * self.tbs() * 4
     }
 
+    /// Bytes of one band's V.
+    fn v_bytes(&self) -> usize {
+        (16 * self.v_xi()).next_multiple_of(64)
+    }
+
+    /// Bytes of a work item's slot: its M, and its V unless V is shared.
     fn slot_bytes(&self) -> usize {
-        (16 * self.v_xi()).next_multiple_of(64) + (16 * self.m_xi()).next_multiple_of(64)
+        let v = if self.shared_v { 0 } else { self.v_bytes() };
+        v + (16 * self.m_xi()).next_multiple_of(64)
     }
 
-    fn slots_offset(&self) -> usize {
+    /// Where the shared Vs start (after the padded input), and the slots (after them).
+    fn shared_offset(&self) -> usize {
         (self.n * self.c * self.in_plane_bytes()).next_multiple_of(64)
     }
 
-    /// Scratch bytes: the padded input planes, then one V and M slot per work item.
+    fn slots_offset(&self) -> usize {
+        let shared = if self.shared_v {
+            self.n * self.bands * self.v_bytes()
+        } else {
+            0
+        };
+        self.shared_offset() + shared
+    }
+
+    /// Scratch bytes: the padded input planes, the shared Vs, then one slot per work item.
     pub fn scratch_bytes(&self) -> usize {
         self.slots_offset() + self.items() * self.slot_bytes()
     }
@@ -254,6 +338,7 @@ impl WinogradKernel {
             residual,
             out: cx.loc(step.output),
             padded: cx.scratch,
+            shared: cx.scratch.offset_by(self.shared_offset()),
             slots: cx.scratch.offset_by(self.slots_offset()),
         };
         let (plane_in, plane_pad) = ((self.h * self.w * 4) as i64, self.in_plane_bytes() as i64);
@@ -262,59 +347,96 @@ impl WinogradKernel {
             let dst = plane_ptr(em, at.padded, item, plane_pad);
             self.layout.emit_copy(em, src, dst);
         })?;
-        let groups = self.bands.div_ceil(self.per_item);
+        if self.shared_v {
+            let chunks = self.c.div_ceil(self.c_chunk);
+            let items = self.n * self.bands * chunks;
+            cx.phase("transform", items as u64, &mut |em, item| {
+                let (band_index, chunk) = em.divmod_imm(item, chunks as i64);
+                let (ni, band) = em.divmod_imm(band_index, self.bands as i64);
+                let ty0 = em.mul_imm(band, self.rpb as i64);
+                let v = plane_ptr(em, at.shared, band_index, self.v_bytes() as i64);
+                let c0 = em.mul_imm(chunk, self.c_chunk as i64);
+                let c1 = em.add_imm(c0, self.c_chunk as i64);
+                let c1 = em.min_imm(c1, self.c as i64);
+                self.emit_input_transform(em, &at, [ni, ty0, c0, c1], v);
+            })?;
+        }
         cx.phase("winograd", self.items() as u64, &mut |em, item| {
-            let (ni, grp) = em.divmod_imm(item, groups as i64);
             let slot = plane_ptr(em, at.slots, item, self.slot_bytes() as i64);
-            let first = em.mul_imm(grp, self.per_item as i64);
+            let first = em.mul_imm(item, self.per_item as i64);
             let end = em.add_imm(first, self.per_item as i64);
-            let end = em.min_imm(end, self.bands as i64);
-            em.for_range(first, end, 1, &[], &mut |em, band, _| {
-                self.emit_band(em, &at, ni, band, slot);
+            let end = em.min_imm(end, self.units() as i64);
+            em.for_range(first, end, 1, &[], &mut |em, unit, _| {
+                self.emit_unit(em, &at, unit, slot);
                 vec![]
             });
         })
     }
 
-    /// Band `band` of image `ni`, using the scratch slot at `slot`.
-    fn emit_band(&self, em: &mut Emitter, at: &Addrs, ni: Value, band: Value, slot: Value) {
+    /// Unit `unit` (image, band, channel group), using its work item's scratch slot.
+    fn emit_unit(&self, em: &mut Emitter, at: &Addrs, unit: Value, slot: Value) {
+        let (rest, kg) = em.divmod_imm(unit, self.kgroups as i64);
+        let (ni, band) = em.divmod_imm(rest, self.bands as i64);
         let ty0 = em.mul_imm(band, self.rpb as i64);
-        let v = slot;
-        let m = em.add_imm(slot, (16 * self.v_xi()).next_multiple_of(64) as i64);
-        self.emit_input_transform(em, at, ni, ty0, v);
-        let nob = self.o / OCB;
-        if nob > 0 {
-            em.for_const(0, nob as i64, 1, &[], &mut |em, kb, _| {
-                self.emit_block(em, at, [ni, ty0, kb], v, m, OCB);
-                vec![]
-            });
-        }
+        let (v, m) = if self.shared_v {
+            let v = plane_ptr(em, at.shared, rest, self.v_bytes() as i64);
+            (v, slot)
+        } else {
+            let m = em.add_imm(slot, self.v_bytes() as i64);
+            let (c0, c1) = (em.iconst(0), em.iconst(self.c as i64));
+            self.emit_input_transform(em, at, [ni, ty0, c0, c1], slot);
+            (slot, m)
+        };
+        // The group's whole blocks, then (in the last group) the block of the remaining channels.
+        let full = self.o / OCB;
+        let kb0 = em.mul_imm(kg, self.blocks_per_group as i64);
+        let kb1 = em.add_imm(kb0, self.blocks_per_group as i64);
+        let kb1 = em.min_imm(kb1, full as i64);
+        em.for_range(kb0, kb1, 1, &[], &mut |em, kb, _| {
+            self.emit_block(em, at, [ni, ty0, kb], v, m, OCB);
+            vec![]
+        });
         let tail = self.o % OCB;
         if tail > 0 {
-            let kb = em.iconst(nob as i64);
+            let last = em.eq_imm(kg, self.kgroups as i64 - 1);
+            let blocks = em.if_begin(last);
+            let kb = em.iconst(full as i64);
             self.emit_block(em, at, [ni, ty0, kb], v, m, tail);
+            em.if_otherwise(&blocks);
+            em.if_end(blocks);
         }
     }
 
     /// `V = Bᵀ d B` for every input channel and tile of the band starting at tile row `ty0`.
-    fn emit_input_transform(&self, em: &mut Emitter, at: &Addrs, ni: Value, ty0: Value, v: Value) {
+    fn emit_input_transform(
+        &self,
+        em: &mut Emitter,
+        at: &Addrs,
+        [ni, ty0, c0, c1]: [Value; 4],
+        v: Value,
+    ) {
         let row_bytes = (self.layout.row_floats() * 4) as i64;
         let plane0 = em.mul_imm(ni, self.c as i64);
+        let plane0 = em.b.ins().iadd(plane0, c0);
         let x0 = plane_ptr(em, at.padded, plane0, self.in_plane_bytes() as i64);
         let band_off = em.mul_imm(ty0, 2 * row_bytes);
         let x0 = em.b.ins().iadd(x0, band_off);
-        let tb4 = (self.tb() * 4) as i64;
+        let tb4 = (self.tbs() * 4) as i64;
+        let v_off = em.mul_imm(c0, tb4);
+        let v = em.b.ins().iadd(v, v_off);
         let v_xi = self.v_xi() as i64;
         let taps: Vec<i64> = (0..4)
             .map(|j| self.layout.tap_offset(j, 1) as i64)
             .collect();
         let plane = self.in_plane_bytes() as i64;
-        em.for_const(0, self.c as i64, 1, &[x0, v], &mut |em, _, cur| {
+        em.for_range(c0, c1, 1, &[x0, v], &mut |em, _, cur| {
             let (xp, vp) = (cur[0], cur[1]);
+            // Rows in order: a row's last vector may run into the next row's first tiles, which
+            // the next row then overwrites.
             for r in 0..self.rpb {
-                for tv in 0..self.twp / 4 {
+                for tv in 0..self.twp() / 4 {
                     let src = 2 * r as i64 * row_bytes + 16 * tv as i64;
-                    let dst = ((r * self.twp + 4 * tv) * 4) as i64;
+                    let dst = ((r * self.tw + 4 * tv) * 4) as i64;
                     let d = |em: &mut Emitter, i: usize, j: usize| {
                         em.vload(xp, src + i as i64 * row_bytes + taps[j])
                     };
@@ -365,7 +487,7 @@ impl WinogradKernel {
         let nob = self.o.div_ceil(OCB) as i64;
         let u0 = em.addr(at.u);
         let u_blk = (self.c * OCB * 4) as i64;
-        let vecs = (self.tb() / 4) as i64;
+        let vecs = (self.rpb * self.tw).div_ceil(4) as i64;
         em.for_const(0, 16, 1, &[], &mut |em, xi, _| {
             // U[ξ][kb], V[ξ], M[ξ].
             let blk = em.mul_imm(xi, nob);
@@ -392,7 +514,7 @@ impl WinogradKernel {
     /// One register tile of the product: `nc` channels × one vector of 4 tiles, summed over the
     /// input channels, stored to M.
     fn emit_product(&self, em: &mut Emitter, up: Value, vt: Value, mt: Value, nc: usize) {
-        let tb4 = (self.tb() * 4) as i64;
+        let tb4 = (self.tbs() * 4) as i64;
         let u_c = (OCB * 4) as i64;
         let channel = |em: &mut Emitter, vp: Value, wp: Value, acc: &mut [Value], rev: bool| {
             let x = em.vload(vp, 0);
@@ -456,7 +578,7 @@ impl WinogradKernel {
             let p = plane_ptr(em, b, k, 4);
             em.splat_load(p, 0)
         });
-        let mj = em.add_imm(m, (j * self.tb() * 4) as i64);
+        let mj = em.add_imm(m, (j * self.tbs() * 4) as i64);
         let cx = OutCx { dst, res, bias, mj };
         // Tile rows whose outputs are all stored: both rows of a tile, or its pool window.
         let full_rows = self.oh / 2;
@@ -482,7 +604,7 @@ impl WinogradKernel {
     /// One tile row `ty` (of the band starting at `ty0`) of one channel: `rows` output rows per tile.
     fn emit_tile_row(&self, em: &mut Emitter, cx: &OutCx, ty0: Value, ty: Value, rows: usize) {
         let r = em.b.ins().isub(ty, ty0);
-        let r_off = em.mul_imm(r, (self.twp * 4) as i64);
+        let r_off = em.mul_imm(r, (self.tw * 4) as i64);
         let mrow = em.b.ins().iadd(cx.mj, r_off);
         // Output columns per vector of 4 tiles: 8, or 4 pooled.
         let cols = if self.pool { 4 } else { 8 };
@@ -614,6 +736,7 @@ struct Addrs {
     residual: Option<Loc>,
     out: Loc,
     padded: Loc,
+    shared: Loc,
     slots: Loc,
 }
 
