@@ -172,3 +172,41 @@ fn simple_cnn_runs_native_code() {
         got[0].max_abs_diff(&expected)
     );
 }
+
+/// Winograd F(2×2, 3×3) rounds differently from a direct sum (its transforms add up to 9 terms
+/// before and after the products). On the golden cases with 3×3 stride-1 convs its distance to
+/// PyTorch must stay within the cases' tolerance and within a small factor of the direct
+/// kernel's (both printed with `--nocapture`).
+#[test]
+fn winograd_error_stays_near_the_direct_kernels() {
+    use kiln::codegen::conv::ConvScheme;
+    for case in [
+        "simple_cnn_batch2",
+        "simple_cnn_classifier",
+        "residual_block",
+        "mini_resnet",
+    ] {
+        let (graph, input, expected, rtol, atol) = load(&golden_dir().join(case));
+        let err = |scheme| {
+            let engine = Engine::new(Options {
+                conv_scheme: Some(scheme),
+                ..Options::default()
+            })
+            .unwrap();
+            let got = engine
+                .compile(graph.clone())
+                .unwrap()
+                .run(std::slice::from_ref(&input));
+            let got = got.unwrap().remove(0);
+            assert!(got.allclose(&expected, rtol, atol), "{case} {scheme:?}");
+            got.max_abs_diff(&expected)
+        };
+        let (wino, direct) = (err(ConvScheme::Winograd), err(ConvScheme::Rows));
+        let scale = expected.data().iter().fold(0f32, |m, v| m.max(v.abs()));
+        eprintln!("{case}: max |out| {scale:.3e}, max abs error vs PyTorch: winograd {wino:.3e}, direct {direct:.3e}");
+        assert!(
+            wino <= 4.0 * direct.max(1e-7 * scale),
+            "{case}: winograd {wino:e} vs direct {direct:e}"
+        );
+    }
+}

@@ -343,3 +343,75 @@ mod guard {
         );
     }
 }
+
+/// A conv block for the hand-picked Winograd cases: 3×3, stride 1, padding 1, bias, then
+/// `then` (activations, adds, pools) in order.
+fn wino_spec(input: [usize; 4], out_channels: usize, then: Vec<Inst>, nan: bool) -> Spec {
+    let mut insts = vec![Inst::Conv {
+        src: usize::MAX,
+        out_channels,
+        kernel: (3, 3),
+        stride: (1, 1),
+        padding: [1; 4],
+        dilation: (1, 1),
+        groups: 0,
+        bias: true,
+    }];
+    insts.extend(then);
+    Spec {
+        input,
+        insts,
+        head: None,
+        extra_outputs: 0,
+        nan,
+        seed: 7,
+    }
+}
+
+#[test]
+fn winograd_work_splits_agree_with_interpreter() {
+    let relu = || Inst::Act {
+        src: usize::MAX,
+        kind: 0,
+    };
+    let pool = || Inst::MaxPool {
+        src: usize::MAX,
+        kernel: 2,
+        stride: 2,
+        padding: 0,
+        dilation: 1,
+        ceil_mode: false,
+    };
+    let residual = || Inst::Add {
+        a: usize::MAX,
+        b: 0,
+    };
+    let cases = [
+        // One image of 3 tile rows gives 3 bands, under 8 units, so the 5 channel blocks are
+        // split into 2 groups reading one shared V (the kernel's own tests check the plan).
+        wino_spec([1, 24, 6, 6], 60, vec![relu()], true),
+        wino_spec([1, 40, 7, 5], 50, vec![residual(), relu()], false),
+        // Odd sizes: a last tile row and column with one output; 13 channels (a 1-channel tail).
+        wino_spec([2, 17, 9, 11], 13, vec![relu()], true),
+        // The fused pool, several bands, a batch above the per-image threshold of direct convs.
+        wino_spec([5, 20, 12, 16], 28, vec![relu(), pool()], true),
+        // The pool without a monotone activation (sigmoid before the max).
+        wino_spec(
+            [1, 16, 10, 10],
+            16,
+            vec![
+                Inst::Act {
+                    src: usize::MAX,
+                    kind: 2,
+                },
+                pool(),
+            ],
+            false,
+        ),
+    ];
+    for spec in &cases {
+        check(spec).unwrap_or_else(|e| panic!("{spec:?}: {e}"));
+        guard::check_guarded(&build(spec), &input(spec))
+            .unwrap_or_else(|e| panic!("{spec:?}: {e}"));
+    }
+}

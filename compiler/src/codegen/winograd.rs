@@ -757,3 +757,119 @@ struct TileRow {
     row_bytes: i64,
     rows: usize,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_runtime::ops::{MaxPool2d, Padding2d};
+
+    fn conv(pad: usize, pool: bool) -> Conv2d {
+        Conv2d {
+            stride: [1, 1],
+            padding: Padding2d::symmetric(pad, pad),
+            dilation: [1, 1],
+            groups: 1,
+            bias: true,
+            epilogue: Epilogue {
+                residual: false,
+                activation: Some(Activation::Relu),
+                pool: pool.then(|| MaxPool2d {
+                    kernel: [2, 2],
+                    stride: [2, 2],
+                    padding: Padding2d::default(),
+                    dilation: [1, 1],
+                    ceil_mode: false,
+                }),
+            },
+        }
+    }
+
+    fn plan(x: [usize; 4], o: usize, pool: bool) -> WinogradKernel {
+        let out = if pool {
+            [x[0], o, x[2] / 2, x[3] / 2]
+        } else {
+            [x[0], o, x[2], x[3]]
+        };
+        WinogradKernel::new(&conv(1, pool), &x, &[o, x[1], 3, 3], &out).expect("applies")
+    }
+
+    #[test]
+    fn work_is_split_as_the_cache_and_threads_want() {
+        // SimpleCNN's conv2 at batch 1: small filters (16·32·72 floats = 147 KiB), so one band
+        // per tile row (8) and no channel groups.
+        let k = plan([1, 32, 16, 16], 64, true);
+        assert_eq!((k.bands, k.rpb, k.kgroups, k.shared_v), (8, 1, 1, false));
+        // ResNet-18's last 3×3 convs: 16 MiB of filters, a 7×7 image; one band (read once), its
+        // 43 channel blocks split into groups over a shared V.
+        let k = plan([1, 512, 7, 7], 512, false);
+        assert_eq!((k.bands, k.rpb), (1, 4));
+        assert!(k.shared_v && k.kgroups >= 8, "{k:?}");
+        // The hand-picked case of `jit_random.rs`: 3 bands, 5 blocks in 2 groups.
+        let k = plan([1, 24, 6, 6], 60, false);
+        assert_eq!((k.bands, k.kgroups, k.shared_v), (3, 2, true));
+        // A batch of 32 gives enough units without groups; at most MAX_ITEMS slots.
+        let k = plan([32, 32, 16, 16], 64, true);
+        assert!(!k.shared_v && k.items() <= MAX_ITEMS, "{k:?}");
+    }
+
+    #[test]
+    fn tiles_of_a_band_are_numbered_without_gaps() {
+        // ResNet-18's layer-3 convs: 14×14 outputs, 7×7 tiles; V of a tile row is
+        // 16·256·7·4 B = 112 KiB, so all 7 rows make one band (U = 4.1 MiB is not re-read).
+        // Its 49 tiles take 13 vectors (52 floats per channel), not 7 rows × 2 vectors (56);
+        // the last row's second vector ends at 6·7 + 8 = 50 ≤ 52.
+        let k = plan([1, 256, 14, 14], 256, false);
+        assert_eq!((k.tw, k.rpb, k.bands), (7, 7, 1));
+        assert_eq!(k.tbs(), 52);
+    }
+
+    #[test]
+    fn filter_transform_is_g_g_gt() {
+        // All-ones 3×3 filter: (G g Gᵀ)[a][b] = s_a · s_b with s = the row sums of G =
+        // [1, 1.5, 0.5, 1]; so U[1][1] = 2.25, U[1][2] = 0.75, U[2][2] = 0.25, U[0][3] = 1.
+        let k = plan([1, 1, 4, 4], 1, false);
+        let u = k.pack_weights(&[1.0; 9]);
+        let at = |a: usize, b: usize| u[(a * 4 + b) * OCB];
+        let s = [1.0, 1.5, 0.5, 1.0];
+        for a in 0..4 {
+            for b in 0..4 {
+                assert_eq!(at(a, b), s[a] * s[b], "U[{a}][{b}]");
+            }
+        }
+        // A filter with one tap, g[0][0] = 1: U = G[:,0] G[:,0]ᵀ, G[:,0] = [1, ½, ½, 0].
+        let mut g = [0.0; 9];
+        g[0] = 1.0;
+        let u = k.pack_weights(&g);
+        let col = [1.0, 0.5, 0.5, 0.0];
+        for a in 0..4 {
+            for b in 0..4 {
+                assert_eq!(u[(a * 4 + b) * OCB], col[a] * col[b], "U[{a}][{b}]");
+            }
+        }
+    }
+
+    #[test]
+    fn applies_only_where_f23_computes_the_conv() {
+        let x = [1, 8, 8, 8];
+        let w = [8, 8, 3, 3];
+        let out = [1, 8, 8, 8];
+        let mut c = conv(1, false);
+        assert!(WinogradKernel::new(&c, &x, &w, &out).is_some());
+        c.stride = [2, 2];
+        assert!(WinogradKernel::new(&c, &x, &w, &[1, 8, 4, 4]).is_none());
+        let mut c = conv(1, false);
+        c.dilation = [2, 2];
+        assert!(WinogradKernel::new(&c, &x, &w, &[1, 8, 6, 6]).is_none());
+        let mut c = conv(1, false);
+        c.groups = 2;
+        assert!(WinogradKernel::new(&c, &x, &[8, 4, 3, 3], &out).is_none());
+        // 5×5 kernels, and a pool whose windows are not the tiles (3×3/2).
+        let c = conv(2, false);
+        assert!(WinogradKernel::new(&c, &x, &[8, 8, 5, 5], &out).is_none());
+        let mut c = conv(1, true);
+        if let Some(p) = c.epilogue.pool.as_mut() {
+            p.kernel = [3, 3];
+        }
+        assert!(WinogradKernel::new(&c, &x, &w, &[1, 8, 3, 3]).is_none());
+    }
+}
