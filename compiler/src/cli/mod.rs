@@ -8,6 +8,7 @@ mod model;
 mod run;
 
 use clap::{Parser, Subcommand};
+use kiln::codegen::conv::ConvScheme;
 use kiln::codegen::jit::Capture;
 use kiln::engine::{self, Engine, Options};
 use kiln::passes::{OptLevel, PassManager};
@@ -161,6 +162,23 @@ pub(crate) struct ExecArgs {
     /// Threads running each layer (default: all cores). Results are identical for any count.
     #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
     threads: usize,
+    /// How the JIT computes convolutions: chosen per layer, or one scheme forced on every conv
+    /// it applies to (for comparisons; results agree within rounding).
+    #[arg(long, value_enum, default_value = "auto")]
+    conv_kernel: ConvKernel,
+}
+
+/// The JIT's convolution kernels (`--conv-kernel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ConvKernel {
+    /// Chosen per layer.
+    Auto,
+    /// Direct: channels × vectors of one output row.
+    Rows,
+    /// Direct: up to 12 output pixels × 4 channels.
+    Pixels,
+    /// Winograd F(2×2, 3×3) on every 3×3 stride-1 conv, the direct default elsewhere.
+    Winograd,
 }
 
 impl ExecArgs {
@@ -173,6 +191,12 @@ impl ExecArgs {
             },
             threads: self.threads,
             capture,
+            conv_scheme: match self.conv_kernel {
+                ConvKernel::Auto => None,
+                ConvKernel::Rows => Some(ConvScheme::Rows),
+                ConvKernel::Pixels => Some(ConvScheme::Pixels),
+                ConvKernel::Winograd => Some(ConvScheme::Winograd),
+            },
             ..Options::default()
         })
     }
