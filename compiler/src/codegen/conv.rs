@@ -29,6 +29,12 @@
 //! one phase with one image per work item does all three, so the image's copy is still in cache
 //! when its tiles read it.
 //!
+//! A fused 2×2/2 max-pool of a 3×3 stride-1 conv with 16 channels or more is applied in registers
+//! by the [`winograd`](super::winograd) kernel, whose 2×2 output tile is exactly one window. Here
+//! it goes through the scratch plane: a tile of 3 channels × 2 rows × 8 columns pooling in
+//! registers was measured at 69 % of peak on SimpleCNN's conv1 against 80 % for 12×1 row tiles
+//! plus the pool phase (a third more loads per FMA, and a NaN-propagating max per channel).
+//!
 //! Taps in the padding multiply zeros (the reference skips them: the same sum unless a weight is
 //! ±∞ or NaN).
 

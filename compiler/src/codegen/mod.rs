@@ -7,10 +7,12 @@
 //! honoured exactly), the JIT's own scratch (padded input copies) follows the plan's arena, and
 //! weights are packed at compile time into one blob in the order the kernels read them.
 //!
-//! [`choose_kernel`] is the one place that picks a kernel per step. Today every step is generated
-//! as Cranelift IR ([`StepKernel`]); a variant whose innermost loop calls into a runtime function
-//! (as the entry already calls the pool) would slot in there, and would count as a fallback in
-//! [`JitStats::fallback_steps`].
+//! [`choose_kernel`] is the one place that picks a kernel per step: 3×3 stride-1 convs with at
+//! least 16 input and output channels go to [`winograd`] (F(2×2, 3×3): 2.25× fewer multiply-adds,
+//! which f32x4 code needs to go past its FMA peak), other convs to [`conv`]'s direct kernels.
+//! Today every step is generated as Cranelift IR ([`StepKernel`]); a variant whose innermost loop
+//! calls into a runtime function (as the entry already calls the pool) would slot in there, and
+//! would count as a fallback in [`JitStats::fallback_steps`].
 
 pub mod activation;
 pub mod conv;
@@ -111,8 +113,12 @@ pub struct StepInfo {
     pub name: String,
     /// The result's shape.
     pub shape: Vec<usize>,
-    /// Floating-point operations of its convolutions and matrix products (2 per multiply-add).
+    /// Floating-point operations of its convolutions and matrix products (2 per multiply-add of
+    /// the direct computation, whichever kernel runs it).
     pub flops: u64,
+    /// The kernel that computes it (`"direct"`, `"winograd"`; empty for other ops, and for the
+    /// interpreter).
+    pub kernel: &'static str,
 }
 
 /// A compiled model: native code, packed weights, and the layout of its memory.
@@ -179,6 +185,15 @@ pub enum StepKernel {
 }
 
 impl StepKernel {
+    /// The name `kiln bench --profile` shows for a conv or linear kernel.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKernel::Conv(_) | StepKernel::Linear(_) => "direct",
+            StepKernel::Winograd(_) => "winograd",
+            _ => "",
+        }
+    }
+
     /// Scratch bytes the kernel needs after the plan's arena.
     fn scratch_bytes(&self) -> usize {
         match self {
@@ -447,6 +462,7 @@ pub fn compile(plan: &Plan, options: &JitOptions) -> Result<JitProgram, CodegenE
             name: step_name(&step.op),
             shape: plan.buffer(step.output).shape.clone(),
             flops: step_flops(plan, step),
+            kernel: kernel.name(),
         });
     }
     let all: Vec<_> = step_phases.iter().flatten().copied().collect();
