@@ -454,6 +454,16 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b.ins().store(flags(), v, p, o);
     }
 
+    /// Loads the cache line at `ptr + offset` without using the value: a software prefetch
+    /// (Cranelift has no prefetch instruction). The load may trap in Cranelift's eyes, which keeps
+    /// it although its result is unused; `ptr + offset` must be readable.
+    pub fn touch(&mut self, ptr: Value, offset: i64) {
+        let (p, o) = self.split(ptr, offset);
+        self.b
+            .ins()
+            .load(cranelift_codegen::ir::types::I32, MemFlagsData::new(), p, o);
+    }
+
     /// One f32 loaded and broadcast to four lanes.
     pub fn splat_load(&mut self, ptr: Value, offset: i64) -> Value {
         let s = self.fload(ptr, offset);
