@@ -7,9 +7,9 @@
 //! honoured exactly), the JIT's own scratch (padded input copies) follows the plan's arena, and
 //! weights are packed at compile time into one blob in the order the kernels read them.
 //!
-//! [`choose_kernel`] is the one place that picks a kernel per step: 3×3 stride-1 convs with at
-//! least 16 input and output channels go to [`winograd`] (F(2×2, 3×3): 2.25× fewer multiply-adds,
-//! which f32x4 code needs to go past its FMA peak), other convs to [`conv`]'s direct kernels.
+//! [`choose_kernel`] is the one place that picks a kernel per step: 3×3 stride-1 convs go to
+//! [`winograd`] (F(2×2, 3×3): 2.25× fewer multiply-adds, which f32x4 code needs to go past its FMA
+//! peak), other convs to [`conv`]'s direct kernels.
 //! Today every step is generated as Cranelift IR ([`StepKernel`]); a variant whose innermost loop
 //! calls into a runtime function (as the entry already calls the pool) would slot in there, and
 //! would count as a fallback in [`JitStats::fallback_steps`].
@@ -223,7 +223,7 @@ pub fn choose_kernel(
         Op::Conv2d(c) => {
             let (x, w) = (shape(0), shape(1));
             match winograd::WinogradKernel::new(c, &x, &w, &out_shape) {
-                Some(k) if conv::ConvScheme::wants_winograd(options.conv_scheme, &x, &w) => {
+                Some(k) if conv::ConvScheme::wants_winograd(options.conv_scheme) => {
                     StepKernel::Winograd(Box::new(k))
                 }
                 _ => {
