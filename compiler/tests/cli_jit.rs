@@ -68,17 +68,25 @@ fn bench_json_has_the_documented_keys() {
 
 #[test]
 fn bench_profile_lists_every_step() {
-    let out = stdout_of(&kiln(&[
-        "bench",
-        &golden("simple_cnn_batch2", "model.kiln"),
-        "--weights",
-        &golden("simple_cnn_batch2", "weights.safetensors"),
-        "--batch",
-        "3",
-        "--threads",
-        "1",
-        "--profile",
-    ]));
+    // `kiln bench` of the SimpleCNN golden model, one thread, with the profile table.
+    let bench = |extra: &[&str]| {
+        let (model, weights) = (
+            golden("simple_cnn_batch2", "model.kiln"),
+            golden("simple_cnn_batch2", "weights.safetensors"),
+        );
+        let mut args = vec![
+            "bench",
+            &model,
+            "--weights",
+            &weights,
+            "--threads",
+            "1",
+            "--profile",
+        ];
+        args.extend_from_slice(extra);
+        stdout_of(&kiln(&args))
+    };
+    let out = bench(&["--batch", "3"]);
     // Both convs carry their ReLU and pool, at the re-specialised batch.
     assert!(out.contains("batch 3"), "{out}");
     assert_eq!(out.matches("conv2d+relu+max_pool2d").count(), 2, "{out}");
@@ -94,17 +102,7 @@ fn bench_profile_lists_every_step() {
     assert_eq!(kernels(&out), ["winograd", "winograd"], "{out}");
     assert!(out.contains("2.25× fewer"), "{out}");
     // `--conv-kernel rows` forces the direct kernel everywhere.
-    let rows = stdout_of(&kiln(&[
-        "bench",
-        &golden("simple_cnn_batch2", "model.kiln"),
-        "--weights",
-        &golden("simple_cnn_batch2", "weights.safetensors"),
-        "--threads",
-        "1",
-        "--profile",
-        "--conv-kernel",
-        "rows",
-    ]));
+    let rows = bench(&["--conv-kernel", "rows"]);
     assert_eq!(kernels(&rows), ["direct", "direct"], "{rows}");
 }
 

@@ -29,6 +29,18 @@ use cranelift_codegen::ir::types::{F32X4, I32X4};
 use cranelift_codegen::ir::{InstBuilder, Value};
 use kiln_runtime::ops::{Activation, GeluApproximate};
 
+/// Whether `act` (none, or an activation) may be applied after a max-pool instead of before: it
+/// must be monotone non-decreasing, rounding included (relu, and leaky_relu with a slope ≥ 0), so
+/// that the max of the activated values is the activated max. The fused-pool kernels then apply
+/// bias and activation once per pooled output instead of once per conv output.
+pub fn commutes_with_max(act: Option<&Activation>) -> bool {
+    match act {
+        None | Some(Activation::Relu) => true,
+        Some(Activation::LeakyRelu { negative_slope }) => *negative_slope >= 0.0,
+        Some(_) => false,
+    }
+}
+
 /// Applies `act` to the four lanes of `x`.
 pub fn emit(em: &mut Emitter, act: &Activation, x: Value) -> Value {
     match *act {

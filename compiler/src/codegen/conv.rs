@@ -43,7 +43,7 @@ use super::pack::{emit_gather, pack_conv_weights, PaddedLayout};
 use super::pool::{plane_ptr, PoolGeom};
 use super::{activation, CodegenError, StepCx};
 use cranelift_codegen::ir::{InstBuilder, Value};
-use kiln_runtime::ops::{Activation, Conv2d, Epilogue};
+use kiln_runtime::ops::{Conv2d, Epilogue};
 
 /// Work items a conv aims for (so that a few threads balance), when rows allow.
 const TARGET_ITEMS: usize = 16;
@@ -338,12 +338,9 @@ impl ConvKernel {
                 Some(FusedPool { geom, layout, fill })
             }
         };
-        let monotone = match attrs.epilogue.activation {
-            None | Some(Activation::Relu) => true,
-            Some(Activation::LeakyRelu { negative_slope }) => negative_slope >= 0.0,
-            Some(_) => false,
-        };
-        let late_epilogue = pool.is_some() && !attrs.epilogue.residual && monotone;
+        let late_epilogue = pool.is_some()
+            && !attrs.epilogue.residual
+            && activation::commutes_with_max(attrs.epilogue.activation.as_ref());
         Ok(ConvKernel {
             n,
             c,

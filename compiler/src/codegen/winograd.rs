@@ -37,7 +37,7 @@ use super::pack::PaddedLayout;
 use super::pool::{nan_max, plane_ptr};
 use super::{activation, CodegenError, StepCx};
 use cranelift_codegen::ir::{InstBuilder, Value};
-use kiln_runtime::ops::{Activation, Conv2d, Epilogue};
+use kiln_runtime::ops::{Conv2d, Epilogue};
 
 /// Output channels per register tile of the matrix product (12 accumulators, one input vector and
 /// a broadcast fit the 16 registers; the direct kernel measured this shape best).
@@ -186,11 +186,6 @@ impl WinogradKernel {
             (bands * rpb, twp),
             0.0,
         );
-        let monotone = match epilogue.activation {
-            None | Some(Activation::Relu) => true,
-            Some(Activation::LeakyRelu { negative_slope }) => negative_slope >= 0.0,
-            Some(_) => false,
-        };
         Some(WinogradKernel {
             n,
             c,
@@ -209,7 +204,7 @@ impl WinogradKernel {
             shared_v,
             c_chunk,
             bias: attrs.bias,
-            late_epilogue: pool && monotone,
+            late_epilogue: pool && activation::commutes_with_max(epilogue.activation.as_ref()),
             epilogue,
             pool,
             layout,
@@ -761,7 +756,7 @@ struct TileRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kiln_runtime::ops::{MaxPool2d, Padding2d};
+    use kiln_runtime::ops::{Activation, MaxPool2d, Padding2d};
 
     fn conv(pad: usize, pool: bool) -> Conv2d {
         Conv2d {
