@@ -114,6 +114,28 @@ fn models_over_the_memory_limit_are_rejected_before_allocation() {
 }
 
 #[test]
+fn the_memory_limit_counts_winograds_transformed_filters() {
+    // A 3×3 conv 4096 → 1 channel on a 2×2 image: weights 4096·9·4 B = 144 KiB, arena and
+    // scratch (padded planes, transformed input) 2.0 MiB; its Winograd filter transform pads the
+    // one output channel to a block of 12: 16·4096·12·4 B = 3 MiB. With a 4 MiB limit the arena
+    // and twice the weights fit (2.3 MiB), the transformed filters do not (5.3 MiB).
+    use kiln::nn::{Conv2d, Sequential};
+    let model = Sequential::new().append(Conv2d::new(4096, 1, 3).padding(1));
+    let graph = kiln::nn::trace_with_init(&model, &[1, 4096, 2, 2], "wide", 1).unwrap();
+    let limited = |memory_limit| {
+        Engine::new(Options {
+            memory_limit,
+            ..Options::default()
+        })
+        .unwrap()
+        .compile(graph.clone())
+    };
+    let err = limited(4 << 20).unwrap_err();
+    assert!(err.to_string().contains("packed weights"), "{err}");
+    assert!(limited(8 << 20).is_ok());
+}
+
+#[test]
 fn listings_hold_clif_and_disassembly() {
     let engine = Engine::new(Options {
         capture: Capture {

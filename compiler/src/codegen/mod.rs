@@ -194,6 +194,16 @@ impl StepKernel {
         }
     }
 
+    /// Weight bytes the kernel packs beyond the at most 2× of its parameters that every other
+    /// packing stays within: Winograd's transformed filters (16/9 of the weights, more when the
+    /// output channels do not fill its 12-channel blocks).
+    fn extra_weight_bytes(&self) -> usize {
+        match self {
+            StepKernel::Winograd(k) => k.packed_bytes(),
+            _ => 0,
+        }
+    }
+
     /// Scratch bytes the kernel needs after the plan's arena.
     fn scratch_bytes(&self) -> usize {
         match self {
@@ -415,6 +425,7 @@ pub fn compile(plan: &Plan, options: &JitOptions) -> Result<JitProgram, CodegenE
         .filter(|b| matches!(b.kind, BufferKind::Param(_)))
         .map(|b| b.bytes() as u64)
         .sum();
+    let extra_bytes: u64 = kernels.iter().map(|k| k.extra_weight_bytes() as u64).sum();
     let limit = options.memory_limit;
     if arena_bytes > limit {
         return Err(CodegenError::TooLarge {
@@ -423,10 +434,11 @@ pub fn compile(plan: &Plan, options: &JitOptions) -> Result<JitProgram, CodegenE
             limit,
         });
     }
-    if arena_bytes + 2 * param_bytes > limit {
+    let needed = arena_bytes + 2 * param_bytes + extra_bytes;
+    if needed > limit {
         return Err(CodegenError::TooLarge {
             what: "arena and packed weights".into(),
-            needed: arena_bytes + 2 * param_bytes,
+            needed,
             limit,
         });
     }

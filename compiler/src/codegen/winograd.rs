@@ -56,7 +56,8 @@ const U_CACHED: usize = 512 << 10;
 /// Most work items of a step: each has a scratch slot of its own, so this bounds the scratch.
 const MAX_ITEMS: usize = 16;
 
-/// Fewest channel blocks a group of a band takes: every group transforms the band's input anew.
+/// Fewest channel blocks a group of a band takes, so that a unit's matrix products stay long next
+/// to its fixed costs (loop setup, the output transform's pointers).
 const MIN_BLOCKS_PER_GROUP: usize = 2;
 
 /// Bytes of the transformed input a band may take: its `V` is re-read once per channel block, so
@@ -278,10 +279,15 @@ impl WinogradKernel {
         self.slots_offset() + self.items() * self.slot_bytes()
     }
 
+    /// Bytes of the packed filter transform.
+    pub fn packed_bytes(&self) -> usize {
+        16 * self.o.div_ceil(OCB) * self.c * OCB * 4
+    }
+
     /// The filter transform `U = G g Gᵀ`, packed `[ξ][block][c][ocb]` (channels past `o` zero).
     fn pack_weights(&self, g: &[f32]) -> Vec<f32> {
         let nob = self.o.div_ceil(OCB);
-        let mut u = vec![0f32; 16 * nob * self.c * OCB];
+        let mut u = vec![0f32; self.packed_bytes() / 4];
         for k in 0..self.o {
             for ci in 0..self.c {
                 let f = &g[(k * self.c + ci) * 9..][..9];
