@@ -31,9 +31,10 @@
 //!
 //! A fused 2×2/2 max-pool of a 3×3 stride-1 conv is applied in registers by the
 //! [`winograd`](super::winograd) kernel, whose 2×2 output tile is exactly one window. Here (other
-//! convs, or a direct scheme forced) it goes through the scratch plane: a tile of 3 channels × 2 rows × 8 columns pooling in
-//! registers was measured at 69 % of peak on SimpleCNN's conv1 against 80 % for 12×1 row tiles
-//! plus the pool phase (a third more loads per FMA, and a NaN-propagating max per channel).
+//! convs, or a direct scheme forced) it goes through the scratch plane: a tile of 3 channels ×
+//! 2 rows × 8 columns pooling in registers was measured at 69 % of peak on SimpleCNN's conv1
+//! against 80 % for 12×1 row tiles plus the pool phase (a third more loads per FMA, and a
+//! NaN-propagating max per channel).
 //!
 //! Taps in the padding multiply zeros (the reference skips them: the same sum unless a weight is
 //! ±∞ or NaN).
@@ -89,8 +90,8 @@ pub enum ConvScheme {
     Rows,
     /// Up to 12 output pixels (crossing rows) × 4 channels in one vector.
     Pixels,
-    /// Winograd F(2×2, 3×3) on every conv it applies to (3×3, stride 1, …), whatever its size;
-    /// the others get the default direct tiling.
+    /// Winograd F(2×2, 3×3) on every conv it applies to (3×3, stride 1, …), the default direct
+    /// tiling on the others: the same choice as no forced scheme, named for `--conv-kernel`.
     Winograd,
 }
 
