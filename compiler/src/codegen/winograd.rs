@@ -29,8 +29,10 @@
 //! group reads (transforming it once per group measured 30 % slower).
 //!
 //! Differences from the direct sum: rounding (the transforms add up to 9 terms before and after
-//! the products; measured error in the tests), and an infinite input gives NaN where the direct sum
-//! gives ±∞ (∞ − ∞ inside the transforms); finite inputs and NaN behave as the reference.
+//! the products; measured error in the tests), and an infinite input or weight gives NaN where
+//! the direct sum gives ±∞ (∞ − ∞ inside the transforms). With finite weights, NaN inputs reach
+//! exactly the outputs they reach in the reference; a NaN weight makes its whole output channel
+//! NaN, as in the direct kernel (which also multiplies the padding's zeros).
 
 use super::jit::{Base, Emitter, Loc};
 use super::pack::PaddedLayout;
