@@ -412,3 +412,18 @@ fn winograd_work_splits_agree_with_interpreter() {
             .unwrap_or_else(|e| panic!("{spec:?}: {e}"));
     }
 }
+
+#[test]
+fn zero_sized_convs_agree_with_interpreter() {
+    // No output channels, no input channels (the conv is its bias: zero here, no bias), no
+    // images: every kernel plans them without dividing by zero and writes what the
+    // interpreter does.
+    let relu = Inst::Act {
+        src: usize::MAX,
+        kind: 0,
+    };
+    for (input, out_channels) in [([1, 3, 8, 8], 0), ([1, 0, 8, 8], 4), ([0, 3, 8, 8], 4)] {
+        let spec = wino_spec(input, out_channels, vec![relu.clone()], false);
+        check(&spec).unwrap_or_else(|e| panic!("{input:?} → {out_channels}: {e}"));
+    }
+}

@@ -127,8 +127,7 @@ impl WinogradKernel {
             || attrs.stride != [1, 1]
             || attrs.dilation != [1, 1]
             || attrs.groups != 1
-            || oh == 0
-            || ow == 0
+            || [n, c, o, oh, ow].contains(&0)
         {
             return None;
         }
