@@ -50,6 +50,14 @@ fn conv(g: &Graph, name: &str) -> kiln_runtime::ops::Conv2d {
     }
 }
 
+/// Runs `pass` on `g` (see [`apply`]), checks that it rewrote nothing, and returns its refusals
+/// as [`messages`].
+fn refusals(pass: &dyn Pass, g: &Graph) -> Vec<String> {
+    let (_, n, remarks) = apply(pass, g);
+    assert_eq!(n, 0, "{} rewrote something", pass.name());
+    messages(&remarks)
+}
+
 fn messages(remarks: &[Remark]) -> Vec<String> {
     remarks
         .iter()
@@ -224,10 +232,8 @@ fn fold_batch_norm_refusals() {
   return %bn, %c
 }}"
     ));
-    let (_, n, remarks) = apply(&FoldBatchNorm, &g);
-    assert_eq!(n, 0);
     assert_eq!(
-        messages(&remarks),
+        refusals(&FoldBatchNorm, &g),
         ["%bn: not folded: %c is a graph output"]
     );
 
@@ -238,10 +244,8 @@ fn fold_batch_norm_refusals() {
   return %bn
 }}"
     ));
-    let (_, n, remarks) = apply(&FoldBatchNorm, &g);
-    assert_eq!(n, 0);
     assert_eq!(
-        messages(&remarks),
+        refusals(&FoldBatchNorm, &g),
         ["%bn: not folded: %c already has a fused epilogue; the BatchNorm would have to come after it"]
     );
 
@@ -362,10 +366,8 @@ fn fuse_activation_refusals() {
   return %r
 }}"
     ));
-    let (_, n, remarks) = apply(&FuseActivation, &g);
-    assert_eq!(n, 0);
     assert_eq!(
-        messages(&remarks),
+        refusals(&FuseActivation, &g),
         ["%r: not fused: %c already ends in a max-pool, which must come after the activation"]
     );
 
@@ -446,10 +448,8 @@ fn fuse_residual_refusals() {
   return %sum
 }}"
     ));
-    let (_, n, remarks) = apply(&FuseResidual, &g);
-    assert_eq!(n, 0);
     assert_eq!(
-        messages(&remarks),
+        refusals(&FuseResidual, &g),
         ["%sum: not fused: %c already applies relu, and the residual add must come before it"]
     );
 
@@ -462,10 +462,8 @@ fn fuse_residual_refusals() {
   return %out
 }}"
     ));
-    let (_, n, remarks) = apply(&FuseResidual, &g);
-    assert_eq!(n, 0);
     assert_eq!(
-        messages(&remarks),
+        refusals(&FuseResidual, &g),
         ["%sum: not fused: %c has 2 users (%sum, %t)"]
     );
 
@@ -476,10 +474,8 @@ fn fuse_residual_refusals() {
   return %sum
 }}"
     ));
-    let (_, n, remarks) = apply(&FuseResidual, &g);
-    assert_eq!(n, 0);
     assert_eq!(
-        messages(&remarks),
+        refusals(&FuseResidual, &g),
         ["%sum: not fused: both operands are %c"]
     );
 
