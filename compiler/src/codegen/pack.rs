@@ -235,30 +235,23 @@ fn for_strided_copy(
     let src = em.add_imm(src_row, 4 * src_start as i64);
     let dst = em.add_imm(dst_row, 4 * (p * layout.wq + j0) as i64);
     let count = (j1 - j0) as i64;
-    // Four elements per iteration, then the rest one by one. With stride 2 a quad is the even
-    // lanes of eight neighbours (two loads, one shuffle, one store); the eight must end inside the
-    // row, so the last quad whose eighth float would pass the row's end is copied lane by lane.
+    // With stride 2, four elements per iteration as the even lanes of eight neighbours (two
+    // loads, one shuffle, one store); the eight must end inside the row, so quads whose eighth
+    // float would pass the row's end are left to the lane-by-lane loop below.
     let quads = if s == 2 {
         let in_row = (layout.w as i64 - src_start as i64 - 8).div_euclid(8) + 1;
         in_row.clamp(0, count / 4)
     } else {
-        count / 4
+        0
     };
     let src_step = 4 * s as i64;
     let [src, dst] = if quads > 0 {
         let end = em.add_imm(dst, quads * 16);
         let out = em.for_range(dst, end, 16, &[src], &mut |em, d, c| {
-            if s == 2 {
-                let a = em.vload(c[0], 0);
-                let b = em.vload(c[0], 16);
-                let even = em.even_lanes(a, b);
-                em.vstore(even, d, 0);
-            } else {
-                for k in 0..4 {
-                    let v = em.fload(c[0], k * src_step);
-                    em.fstore(v, d, 4 * k);
-                }
-            }
+            let a = em.vload(c[0], 0);
+            let b = em.vload(c[0], 16);
+            let even = em.even_lanes(a, b);
+            em.vstore(even, d, 0);
             vec![em.add_imm(c[0], 4 * src_step)]
         });
         [out[0], end]
@@ -266,7 +259,8 @@ fn for_strided_copy(
         [src, dst]
     };
     let count = count - 4 * quads;
-    // Whole quads left (stride 2 near the row's end), lane by lane.
+    // Whole quads left (any other stride, or stride 2 near the row's end), lane by lane, then
+    // the rest one by one.
     let [src, dst] = if count >= 4 {
         let whole = count / 4;
         let end = em.add_imm(dst, whole * 16);

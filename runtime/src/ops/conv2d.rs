@@ -58,14 +58,7 @@ impl Conv2d {
     /// Output shape for operands `[input, weight, bias?, residual?]`: the convolution's shape, or the
     /// epilogue pool's shape when the epilogue has a pool.
     pub fn infer_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, ShapeMismatch> {
-        let arity = 2 + usize::from(self.bias) + usize::from(self.epilogue.residual);
-        if inputs.len() != arity {
-            return Err(ShapeMismatch {
-                what: "operands".into(),
-                expected: format!("{arity} (input, weight, then bias and residual if enabled)"),
-                got: inputs.len().to_string(),
-            });
-        }
+        self.epilogue.check_arity(self.bias, inputs.len())?;
         let conv = self.conv_shape(inputs[0], inputs[1])?;
         let mut next = 2;
         if self.bias {

@@ -16,14 +16,7 @@ pub struct Linear {
 impl Linear {
     /// Output shape for `[input [N, in], weight [out, in], bias? [out], residual? [N, out]]`.
     pub fn infer_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, ShapeMismatch> {
-        let arity = 2 + usize::from(self.bias) + usize::from(self.epilogue.residual);
-        if inputs.len() != arity {
-            return Err(ShapeMismatch {
-                what: "operands".into(),
-                expected: format!("{arity} (input, weight, then bias and residual if enabled)"),
-                got: inputs.len().to_string(),
-            });
-        }
+        self.epilogue.check_arity(self.bias, inputs.len())?;
         if let Some(pool) = &self.epilogue.pool {
             return Err(ShapeMismatch {
                 what: "attribute epilogue.pool".into(),

@@ -63,6 +63,20 @@ pub struct Epilogue {
 }
 
 impl Epilogue {
+    /// Checks the operand count of a conv or linear op carrying this epilogue: input, weight, then
+    /// the bias if `bias` and the residual if the epilogue adds one.
+    pub fn check_arity(&self, bias: bool, operands: usize) -> Result<(), ShapeMismatch> {
+        let arity = 2 + usize::from(bias) + usize::from(self.residual);
+        if operands != arity {
+            return Err(ShapeMismatch {
+                what: "operands".into(),
+                expected: format!("{arity} (input, weight, then bias and residual if enabled)"),
+                got: operands.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// Whether the epilogue does nothing beyond the bias.
     pub fn is_empty(&self) -> bool {
         !self.residual && self.activation.is_none() && self.pool.is_none()
