@@ -41,7 +41,7 @@ fn main() -> kiln::Result<()> {
             std::thread::spawn(move || -> kiln::Result<Vec<usize>> {
                 (0..8u64)
                     .map(|i| {
-                        let image = Tensor::randn(&[1, 3, 32, 32], SEED + 100 * client + i);
+                        let image = Tensor::randn(&[1, 3, 32, 32], SEED + 100 * client + i)?;
                         let logits = compiled.run(&[image])?;
                         Ok(argmax(logits[0].data()))
                     })
@@ -57,7 +57,7 @@ fn main() -> kiln::Result<()> {
     }
 
     // A wrong input is an error, caught before any native code runs.
-    let wrong = Tensor::zeros(&[1, 3, 28, 28]);
+    let wrong = Tensor::zeros(&[1, 3, 28, 28])?;
     if let Err(e) = compiled.run(&[wrong]) {
         println!("rejected: {e}");
     }

@@ -13,7 +13,7 @@ use kiln_examples::{print_tensor, SEED};
 use kiln_runtime::Tensor;
 
 fn main() {
-    let mut input = Tensor::randn(&[1, 5, 5], SEED);
+    let mut input = Tensor::randn(&[1, 5, 5], SEED).unwrap();
 
     // Way 1: a new tensor; the input is untouched.
     let output1 = F::relu(&input);

@@ -15,7 +15,7 @@ use kiln_runtime::Tensor;
 
 fn main() {
     let relu_inplace = ReLU { inplace: true };
-    let mut input = Tensor::randn(&[2, 4], SEED);
+    let mut input = Tensor::randn(&[2, 4], SEED).unwrap();
     // Python compares object ids; the Rust equivalent is the address of the tensor's storage.
     let original = input.data().as_ptr();
 

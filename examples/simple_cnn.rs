@@ -15,7 +15,7 @@ fn main() -> kiln::Result<()> {
     println!("{model}");
 
     // A random "image", and the model traced with PyTorch's default initialisation.
-    let input = Tensor::randn(&[1, 3, 32, 32], SEED);
+    let input = Tensor::randn(&[1, 3, 32, 32], SEED).unwrap();
     let graph = nn::trace_with_init(&model, input.shape(), "simple_cnn", SEED)?;
     let outputs = kiln::run_interpreter(&graph, std::slice::from_ref(&input))?;
     let Some(output) = outputs.first() else {

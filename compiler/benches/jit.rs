@@ -24,10 +24,14 @@ fn conv_layer(c: usize, o: usize, hw: usize, k: usize, stride: usize) -> Graph {
     let mut g = Graph::new("layer");
     let x = g.add_input("x", &[1, c, hw, hw]).expect("input");
     let w = g
-        .add_param("w", &[o, c, k, k], Some(Tensor::randn(&[o, c, k, k], 1)))
+        .add_param(
+            "w",
+            &[o, c, k, k],
+            Some(Tensor::randn(&[o, c, k, k], 1).unwrap()),
+        )
         .expect("weight");
     let b = g
-        .add_param("b", &[o], Some(Tensor::randn(&[o], 2)))
+        .add_param("b", &[o], Some(Tensor::randn(&[o], 2).unwrap()))
         .expect("bias");
     let conv = Op::Conv2d(Conv2d {
         stride: [stride, stride],
@@ -64,7 +68,7 @@ fn run(name: &str, graph: &Graph, backend: Backend, threads: usize, profile: boo
         .input_shapes()
         .iter()
         .enumerate()
-        .map(|(i, s)| Tensor::randn(s, 42 + i as u64))
+        .map(|(i, s)| Tensor::randn(s, 42 + i as u64).unwrap())
         .collect();
     let opts = BenchOptions {
         profile,

@@ -65,7 +65,8 @@ pub struct Options {
     pub opt_level: OptLevel,
     /// Threads running each layer; 0 means one per hardware thread.
     pub threads: usize,
-    /// The most bytes the arena (with the JIT's scratch) and the weights may take.
+    /// The memory budget in bytes ([`kiln_runtime::budget`]): what the interpreter, or the JIT's
+    /// arena, scratch, packed weights and code, may take.
     pub memory_limit: u64,
     /// What to keep of the generated code for inspection (`--emit clif|asm`).
     pub capture: Capture,
@@ -154,7 +155,23 @@ impl Engine {
         plan.validate()
             .map_err(kiln_runtime::RuntimeError::InvalidPlan)?;
         let exec = match self.options.backend {
-            Backend::Interpreter => Exec::Interpreter,
+            Backend::Interpreter => {
+                let params: u64 = plan
+                    .buffers
+                    .iter()
+                    .filter(|b| matches!(b.kind, kiln_runtime::plan::BufferKind::Param(_)))
+                    .map(|b| b.bytes() as u64)
+                    .fold(0, u64::saturating_add);
+                let needed = interpreter::memory_needed(&plan).saturating_add(params);
+                kiln_runtime::budget::check(
+                    "interpreter",
+                    "the arena, the parameters and the largest step's operands and result",
+                    needed,
+                    self.options.memory_limit,
+                )
+                .map_err(kiln_runtime::RuntimeError::from)?;
+                Exec::Interpreter
+            }
             Backend::Jit => {
                 let opts = JitOptions {
                     capture: self.options.capture,
@@ -303,13 +320,13 @@ impl CompiledModel {
         let Exec::Jit(program) = &self.exec else {
             return Ok(interpreter::run(&self.plan, inputs)?);
         };
-        let mut arena = self.take_arena(program);
+        let mut arena = self.take_arena(program)?;
         let slices: Vec<&[f32]> = inputs.iter().map(Tensor::data).collect();
         let mut outputs: Vec<Tensor> = self
             .output_shapes()
             .iter()
             .map(|s| Tensor::zeros(s))
-            .collect();
+            .collect::<Result<_, _>>()?;
         let result = {
             let mut outs: Vec<&mut [f32]> = outputs.iter_mut().map(Tensor::data_mut).collect();
             self.run_jit(program, &slices, arena.data_mut(), &mut outs)
@@ -337,9 +354,12 @@ impl CompiledModel {
         }
     }
 
-    fn take_arena(&self, program: &JitProgram) -> Tensor {
+    fn take_arena(&self, program: &JitProgram) -> Result<Tensor> {
         let reused = self.arenas.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        reused.unwrap_or_else(|| Tensor::zeros(&[program.arena_bytes / 4]))
+        match reused {
+            Some(arena) => Ok(arena),
+            None => Ok(Tensor::zeros(&[program.arena_bytes / 4])?),
+        }
     }
 
     /// Checks every length, builds the context table and calls the entry.
@@ -444,7 +464,7 @@ impl CompiledModel {
         let Exec::Jit(program) = &self.exec else {
             return Ok(None);
         };
-        let mut arena = self.take_arena(program);
+        let mut arena = self.take_arena(program)?;
         let slices: Vec<&[f32]> = inputs.iter().map(Tensor::data).collect();
         let ctx = self.context_table(program, &slices, arena.data_mut(), program.outputs.len())?;
         let mut times = Vec::with_capacity(program.code.steps().len());

@@ -29,8 +29,11 @@ fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
 
 fn conv_weights(weight_shape: &[usize]) -> Vec<u8> {
     let mut m = BTreeMap::new();
-    m.insert("conv.weight".to_string(), Tensor::full(weight_shape, 0.5));
-    m.insert("conv.bias".to_string(), Tensor::full(&[3], 1.0));
+    m.insert(
+        "conv.weight".to_string(),
+        Tensor::full(weight_shape, 0.5).unwrap(),
+    );
+    m.insert("conv.bias".to_string(), Tensor::full(&[3], 1.0).unwrap());
     encode_safetensors(&m)
 }
 
@@ -135,14 +138,21 @@ fn missing_weight_is_named() {
     let dir = scratch("missing_weight");
     let model = write(&dir, "m.kiln", CONV);
     let mut m = BTreeMap::new();
-    m.insert("conv.weight".to_string(), Tensor::full(&[3, 2, 3, 3], 0.5));
+    m.insert(
+        "conv.weight".to_string(),
+        Tensor::full(&[3, 2, 3, 3], 0.5).unwrap(),
+    );
     let w = write(&dir, "w.safetensors", encode_safetensors(&m));
     assert_error(
         &kiln(&["compile", s(&model), "--weights", s(&w)]),
         &["conv.bias", "w.safetensors"],
     );
     // No weights at all: running needs them.
-    let x = write(&dir, "x.npy", encode_npy(&Tensor::zeros(&[1, 2, 4, 4])));
+    let x = write(
+        &dir,
+        "x.npy",
+        encode_npy(&Tensor::zeros(&[1, 2, 4, 4]).unwrap()),
+    );
     let y = dir.join("y.npy");
     assert_error(
         &kiln(&["run", s(&model), "--input", s(&x), "--output", s(&y)]),
@@ -171,7 +181,11 @@ fn wrong_input_shape_at_run_time() {
     let dir = scratch("wrong_input");
     let model = write(&dir, "m.kiln", CONV);
     let w = write(&dir, "w.safetensors", conv_weights(&[3, 2, 3, 3]));
-    let x = write(&dir, "x.npy", encode_npy(&Tensor::zeros(&[1, 2, 5, 5])));
+    let x = write(
+        &dir,
+        "x.npy",
+        encode_npy(&Tensor::zeros(&[1, 2, 5, 5]).unwrap()),
+    );
     let y = dir.join("y.npy");
     let out = kiln(&[
         "run",
@@ -198,7 +212,7 @@ fn wrong_input_shape_at_run_time() {
 fn truncated_and_wrong_dtype_npy() {
     let dir = scratch("bad_npy");
     let model = write(&dir, "m.kiln", RELU_2X3);
-    let good = encode_npy(&Tensor::zeros(&[2, 3]));
+    let good = encode_npy(&Tensor::zeros(&[2, 3]).unwrap());
     let truncated = write(&dir, "trunc.npy", &good[..good.len() - 5]);
     let y = dir.join("y.npy");
     assert_error(
@@ -255,7 +269,7 @@ fn nonexistent_files() {
     let model = write(&dir, "m.kiln", RELU_2X3);
     let nope = dir.join("nope");
     let y = dir.join("y.npy");
-    let x = write(&dir, "x.npy", encode_npy(&Tensor::zeros(&[2, 3])));
+    let x = write(&dir, "x.npy", encode_npy(&Tensor::zeros(&[2, 3]).unwrap()));
     let missing_model = format!("{}.kiln", s(&nope));
     assert_error(&kiln(&["compile", &missing_model]), &["nope.kiln"]);
     let missing_input = format!("{}.npy", s(&nope));
@@ -293,7 +307,7 @@ fn usage_errors_exit_1() {
         &kiln(&["compile", s(&write(&dir, "m.txt", RELU_2X3))]),
         &["unknown model format"],
     );
-    let x = write(&dir, "x.npy", encode_npy(&Tensor::zeros(&[2, 3])));
+    let x = write(&dir, "x.npy", encode_npy(&Tensor::zeros(&[2, 3]).unwrap()));
     let y = dir.join("y.npy");
     let z = dir.join("z.npy");
     assert_error(

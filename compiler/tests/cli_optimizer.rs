@@ -79,8 +79,11 @@ fn refusals_are_explained() {
     // A plan needs the weights: give the model's two parameters some.
     let dir = scratch("explain");
     let mut weights = BTreeMap::new();
-    weights.insert("conv.weight".to_string(), Tensor::full(&[4, 3, 3, 3], 0.1));
-    weights.insert("conv.bias".to_string(), Tensor::full(&[4], 0.0));
+    weights.insert(
+        "conv.weight".to_string(),
+        Tensor::full(&[4, 3, 3, 3], 0.1).unwrap(),
+    );
+    weights.insert("conv.bias".to_string(), Tensor::full(&[4], 0.0).unwrap());
     let w = dir.join("w.safetensors");
     std::fs::write(&w, encode_safetensors(&weights)).unwrap();
     let model = format!("{FIXTURES}/models/relu_of_input.kiln");

@@ -27,7 +27,9 @@ fn concurrent_runs_give_each_caller_its_own_result() {
     .unwrap()
     .compile(simple_cnn(1))
     .unwrap();
-    let inputs: Vec<Tensor> = (0..4).map(|i| Tensor::randn(&[1, 3, 32, 32], i)).collect();
+    let inputs: Vec<Tensor> = (0..4)
+        .map(|i| Tensor::randn(&[1, 3, 32, 32], i).unwrap())
+        .collect();
     let expected: Vec<Tensor> = inputs
         .iter()
         .map(|x| interp.run(std::slice::from_ref(x)).unwrap().remove(0))
@@ -60,7 +62,9 @@ fn wrong_inputs_are_errors_not_crashes() {
         .unwrap()
         .compile(simple_cnn(1))
         .unwrap();
-    let wrong_shape = model.run(&[Tensor::zeros(&[1, 3, 32, 31])]).unwrap_err();
+    let wrong_shape = model
+        .run(&[Tensor::zeros(&[1, 3, 32, 31]).unwrap()])
+        .unwrap_err();
     assert!(
         wrong_shape
             .to_string()
@@ -103,7 +107,7 @@ fn models_over_the_memory_limit_are_rejected_before_allocation() {
     let err = engine.compile(simple_cnn(1024)).unwrap_err();
     assert!(
         err.to_string()
-            .contains("more than the limit of 1048576 bytes"),
+            .contains("more than the memory limit of 1048576 bytes"),
         "{err}"
     );
     // The default limit (4 GiB) accepts it.
@@ -177,7 +181,7 @@ fn bench_reports_every_figure() {
     .unwrap()
     .compile(simple_cnn(1))
     .unwrap();
-    let x = Tensor::randn(&[1, 3, 32, 32], 3);
+    let x = Tensor::randn(&[1, 3, 32, 32], 3).unwrap();
     let opts = BenchOptions {
         warmup: 1,
         min_runs: 3,

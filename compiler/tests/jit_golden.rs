@@ -135,7 +135,7 @@ fn large_batches_match_interpreter() {
             .run(graph.clone(), &mut std::io::sink())
             .unwrap()
             .plan;
-        let x = Tensor::randn(&[5, 3, 32, 32], 11);
+        let x = Tensor::randn(&[5, 3, 32, 32], 11).unwrap();
         let oracle = kiln_runtime::interpreter::run(&plan, std::slice::from_ref(&x)).unwrap();
         for threads in [1, 2] {
             let engine = Engine::new(Options {

@@ -389,7 +389,7 @@ fn default_init_follows_pytorch_bounds() -> Result<()> {
         let p = g.find(name).expect("bn param");
         assert_eq!(
             g.node(p).kind,
-            NodeKind::Param(Some(Tensor::full(&[16], value)))
+            NodeKind::Param(Some(Tensor::full(&[16], value).unwrap()))
         );
     }
     assert!(max_abs(&g, "3.weight") < 0.25);

@@ -126,7 +126,7 @@ fn fold_batch_norm_by_hand() {
     ] {
         let p = g.find(name).unwrap();
         let shape = g.ty(p).shape.clone();
-        g.node_mut(p).kind = NodeKind::Param(Some(Tensor::full(&shape, value)));
+        g.node_mut(p).kind = NodeKind::Param(Some(Tensor::full(&shape, value).unwrap()));
     }
     let x = Tensor::from_vec(vec![1.0, 2.0], &[1, 1, 1, 2]).unwrap();
     assert_eq!(

@@ -83,4 +83,16 @@ pub enum RuntimeError {
     /// A plan that is internally inconsistent (a bug in whatever built it).
     #[error("invalid plan: {0}")]
     InvalidPlan(String),
+    /// A shape beyond Kiln's [`limits`](crate::limits).
+    #[error("tensor: {0}")]
+    Limit(ShapeMismatch),
+    /// More memory than the budget allows would be needed; nothing was allocated.
+    #[error(transparent)]
+    Budget(#[from] crate::budget::BudgetError),
+    /// The operating system refused an allocation.
+    #[error("out of memory: allocating {bytes} bytes failed")]
+    OutOfMemory {
+        /// Bytes requested.
+        bytes: u64,
+    },
 }

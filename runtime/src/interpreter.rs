@@ -28,6 +28,33 @@ pub fn check_inputs(plan: &Plan, inputs: &[Tensor]) -> Result<()> {
     Ok(())
 }
 
+/// The most bytes [`run`] holds at once besides its inputs and the plan's parameters: the arena,
+/// plus the largest step's operand copies and result (every step copies its operands out), plus
+/// the outputs it returns. The compiler checks this against the memory budget before a model
+/// may run on the interpreter.
+pub fn memory_needed(plan: &Plan) -> u64 {
+    let bytes = |id: BufferId| plan.buffer(id).bytes() as u64;
+    let largest_step = plan
+        .steps
+        .iter()
+        .map(|s| {
+            s.inputs
+                .iter()
+                .map(|&i| bytes(i))
+                .fold(bytes(s.output), u64::saturating_add)
+        })
+        .max()
+        .unwrap_or(0);
+    let outputs = plan
+        .outputs
+        .iter()
+        .map(|&o| bytes(o))
+        .fold(0, u64::saturating_add);
+    (plan.arena_bytes as u64)
+        .saturating_add(largest_step)
+        .saturating_add(outputs)
+}
+
 /// Runs `plan` on `inputs` and returns its outputs.
 ///
 /// Every step copies its operands out of their storage, runs the op's reference kernel and writes the
@@ -36,7 +63,14 @@ pub fn check_inputs(plan: &Plan, inputs: &[Tensor]) -> Result<()> {
 pub fn run(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     check_inputs(plan, inputs)?;
     plan.validate().map_err(RuntimeError::InvalidPlan)?;
-    let mut arena = vec![0f32; plan.arena_bytes / std::mem::size_of::<f32>()];
+    let mut arena = Vec::new();
+    let floats = plan.arena_bytes / std::mem::size_of::<f32>();
+    arena
+        .try_reserve_exact(floats)
+        .map_err(|_| RuntimeError::OutOfMemory {
+            bytes: plan.arena_bytes as u64,
+        })?;
+    arena.resize(floats, 0f32);
     let fetch = |arena: &[f32], id: BufferId| -> Result<Tensor> {
         let b = plan.buffer(id);
         match &b.kind {

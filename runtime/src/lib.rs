@@ -11,9 +11,11 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod budget;
 mod error;
 pub mod interpreter;
 pub mod io;
+pub mod limits;
 pub mod ops;
 pub mod parallel;
 pub mod plan;

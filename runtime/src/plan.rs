@@ -50,7 +50,7 @@ pub struct Buffer {
 impl Buffer {
     /// Size in bytes.
     pub fn bytes(&self) -> usize {
-        numel(&self.shape) * std::mem::size_of::<f32>()
+        numel(&self.shape).saturating_mul(std::mem::size_of::<f32>())
     }
 }
 

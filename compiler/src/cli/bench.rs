@@ -23,7 +23,7 @@ pub(crate) fn bench(
         return Err(Error::Usage("--batch must be at least 1".into()));
     }
     let graph = load_at_batch(args, batch)?;
-    let engine = exec.engine(Capture::default())?;
+    let engine = exec.engine(Capture::default(), args.memory_limit)?;
     // Compile first: it refuses a model beyond the memory limit before any input is allocated.
     let model = engine.compile_with(graph, &opt.pass_manager()?, &mut std::io::stderr())?;
     let inputs: Vec<Tensor> = model
@@ -31,7 +31,7 @@ pub(crate) fn bench(
         .iter()
         .enumerate()
         .map(|(i, shape)| Tensor::randn(shape, 42 + i as u64))
-        .collect();
+        .collect::<Result<_, _>>()?;
     let report = measure(
         &model,
         &inputs,
@@ -51,7 +51,7 @@ pub(crate) fn bench(
 /// Loads the model with every input's first dimension set to `batch` (when given): a symbolic ONNX
 /// batch is specialised to it, a static one re-specialised.
 fn load_at_batch(args: &ModelArgs, batch: Option<usize>) -> Result<Graph> {
-    let source = Source::open(&args.model)?;
+    let source = Source::open(&args.model, args.memory_limit)?;
     let shapes = match &source {
         Source::Onnx(m) => symbolic_batch_shapes(&m.inputs()?, batch.unwrap_or(1)),
         Source::Kiln(_) => BTreeMap::new(),

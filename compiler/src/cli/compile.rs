@@ -39,6 +39,7 @@ pub(crate) fn compile(args: &ModelArgs, opt: &OptArgs, emit: Emit, explain: bool
             let engine = Engine::new(Options {
                 capture,
                 threads: 1,
+                memory_limit: args.memory_limit,
                 ..Options::default()
             })?;
             let model = engine.compile_plan(compiled.plan.clone())?;

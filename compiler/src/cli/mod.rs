@@ -36,6 +36,26 @@ pub(crate) struct ModelArgs {
     /// Fixes an input's shape, e.g. `--shape x=1x3x224x224` (for symbolic ONNX dimensions).
     #[arg(long, value_name = "NAME=DIMS")]
     shape: Vec<String>,
+    /// The memory budget for everything the model makes Kiln allocate (import, weights, inputs,
+    /// interpreter or JIT), in bytes; `K`, `M`, `G`, `T` suffixes (powers of 1024) are accepted.
+    #[arg(long, value_name = "BYTES", default_value = "4G", value_parser = parse_bytes)]
+    memory_limit: u64,
+}
+
+/// Parses `4294967296`, `512M`, `4G` (binary multiples).
+fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
+    let (digits, shift) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], 10),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], 20),
+        Some(b'G' | b'g') => (&s[..s.len() - 1], 30),
+        Some(b'T' | b't') => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("expected a byte count such as 1048576 or 4G, got `{s}`"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("`{s}` is more than 2^64 bytes"))
 }
 
 /// Options choosing and observing the optimizer's passes.
@@ -183,8 +203,9 @@ enum ConvKernel {
 
 impl ExecArgs {
     /// An engine running models as these options say (`capture` keeps CLIF or assembly text).
-    pub(crate) fn engine(&self, capture: Capture) -> Result<Engine> {
+    pub(crate) fn engine(&self, capture: Capture, memory_limit: u64) -> Result<Engine> {
         Engine::new(Options {
+            memory_limit,
             backend: match self.backend {
                 Backend::Jit => engine::Backend::Jit,
                 Backend::Interp => engine::Backend::Interpreter,

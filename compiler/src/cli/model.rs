@@ -4,7 +4,7 @@
 use super::ModelArgs;
 use kiln::frontend::onnx::OnnxModel;
 use kiln::{Error, Graph, Result};
-use kiln_runtime::io::safetensors::read_safetensors;
+use kiln_runtime::io::safetensors::read_safetensors_within;
 use kiln_runtime::shape::fmt_shape;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,13 +19,29 @@ pub(crate) enum Source {
 
 impl Source {
     /// Opens `path` with the front end its extension names.
-    pub(crate) fn open(path: &Path) -> Result<Source> {
+    /// The file must fit in `memory_limit`, checked before it is read.
+    pub(crate) fn open(path: &Path, memory_limit: u64) -> Result<Source> {
         let ext = path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
         match ext.as_deref() {
-            Some("kiln") => Ok(Source::Kiln(kiln::ir::text::parse_file(path)?)),
-            Some("onnx") => Ok(Source::Onnx(Box::new(OnnxModel::open(path)?))),
+            Some("kiln") => {
+                if let Ok(meta) = std::fs::metadata(path) {
+                    // The parsed graph takes a small multiple of its text.
+                    kiln_runtime::budget::check(
+                        "text import",
+                        &format!("{} ({} bytes, parsed)", path.display(), meta.len()),
+                        meta.len().saturating_mul(4),
+                        memory_limit,
+                    )
+                    .map_err(kiln_runtime::RuntimeError::from)?;
+                }
+                Ok(Source::Kiln(kiln::ir::text::parse_file(path)?))
+            }
+            Some("onnx") => Ok(Source::Onnx(Box::new(OnnxModel::open_within(
+                path,
+                memory_limit,
+            )?))),
             _ => Err(Error::Usage(format!(
                 "{}: unknown model format; expected a .kiln or .onnx file",
                 path.display()
@@ -71,7 +87,7 @@ pub(crate) fn load_with_shapes(
     shapes.extend(restated.clone());
     let mut graph = source.into_graph(&shapes, &restated)?;
     if let Some(w) = &args.weights {
-        let weights = read_safetensors(w)?;
+        let weights = read_safetensors_within(w, args.memory_limit)?;
         kiln::weights::bind_weights(&mut graph, &weights)?;
     }
     kiln::ir::verify::verify(&graph)?;
@@ -80,7 +96,11 @@ pub(crate) fn load_with_shapes(
 
 /// Loads `args.model` with the shapes `--shape` gives.
 pub(crate) fn load(args: &ModelArgs) -> Result<Graph> {
-    load_with_shapes(args, Source::open(&args.model)?, &BTreeMap::new())
+    load_with_shapes(
+        args,
+        Source::open(&args.model, args.memory_limit)?,
+        &BTreeMap::new(),
+    )
 }
 
 /// Whether every parameter has its data (lowering needs it; printing the graph does not).

@@ -5,7 +5,8 @@ use super::model::{self, Source};
 use super::{ExecArgs, ModelArgs, OptArgs};
 use kiln::codegen::jit::Capture;
 use kiln::{Error, Result};
-use kiln_runtime::io::npy::{read_npy, write_npy};
+use kiln_runtime::budget::Budget;
+use kiln_runtime::io::npy::{read_npy_within, write_npy};
 use kiln_runtime::Tensor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ pub(crate) fn run(
             outputs.len()
         )));
     }
-    let engine = exec.engine(Capture::default())?;
+    let engine = exec.engine(Capture::default(), args.memory_limit)?;
     let model = engine.compile_with(graph, &opt.pass_manager()?, &mut std::io::stderr())?;
     let results = model.run(&inputs)?;
     for (path, tensor) in outputs.iter().zip(&results) {
@@ -39,9 +40,9 @@ pub(crate) fn load_with_inputs(
     args: &ModelArgs,
     specs: &[String],
 ) -> Result<(kiln::Graph, Vec<Tensor>)> {
-    let source = Source::open(&args.model)?;
+    let source = Source::open(&args.model, args.memory_limit)?;
     let names = source.input_names()?;
-    let inputs = read_inputs(&names, specs)?;
+    let inputs = read_inputs(&names, specs, args.memory_limit)?;
     let shapes: BTreeMap<String, Vec<usize>> = names
         .iter()
         .zip(&inputs)
@@ -52,7 +53,7 @@ pub(crate) fn load_with_inputs(
 }
 
 /// Matches `X.npy` / `NAME=X.npy` arguments to the model's inputs and reads them.
-fn read_inputs(names: &[String], specs: &[String]) -> Result<Vec<Tensor>> {
+fn read_inputs(names: &[String], specs: &[String], memory_limit: u64) -> Result<Vec<Tensor>> {
     let mut paths: Vec<Option<&Path>> = vec![None; names.len()];
     let mut next_positional = 0;
     for spec in specs {
@@ -84,12 +85,14 @@ fn read_inputs(names: &[String], specs: &[String]) -> Result<Vec<Tensor>> {
         }
         paths[index] = Some(Path::new(path));
     }
+    // All inputs together, each charged from its file size before it is read.
+    let mut budget = Budget::new("input", memory_limit);
     names
         .iter()
         .zip(paths)
         .map(|(name, path)| {
             let path = path.ok_or_else(|| Error::Usage(format!("no --input given for %{name}")))?;
-            Ok(read_npy(path)?)
+            Ok(read_npy_within(path, &mut budget)?)
         })
         .collect()
 }

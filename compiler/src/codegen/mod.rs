@@ -15,6 +15,7 @@
 //! would count as a fallback in [`JitStats::fallback_steps`].
 
 pub mod activation;
+pub mod bounds;
 pub mod conv;
 pub mod eltwise;
 pub mod jit;
@@ -36,7 +37,9 @@ pub enum CodegenError {
     #[error("invalid plan: {0}")]
     InvalidPlan(String),
     /// The model needs more memory than the configured limit allows; nothing was allocated.
-    #[error("the model needs {needed} bytes ({what}), more than the limit of {limit} bytes")]
+    #[error(
+        "{what} needs {needed} bytes, more than the memory limit of {limit} bytes (--memory-limit)"
+    )]
     TooLarge {
         /// What the bytes are for.
         what: String,
@@ -60,8 +63,8 @@ pub enum CodegenError {
     Cranelift(String),
 }
 
-/// The default memory limit: 4 GiB for the arena (with scratch) and the weights together.
-pub const DEFAULT_MEMORY_LIMIT: u64 = 4 << 30;
+/// The default memory limit (the one budget of [`kiln_runtime::budget`]): 4 GiB.
+pub const DEFAULT_MEMORY_LIMIT: u64 = kiln_runtime::budget::DEFAULT_MEMORY_LIMIT;
 
 /// Options of one compilation.
 #[derive(Debug, Clone)]
@@ -404,6 +407,9 @@ pub fn step_flops(plan: &Plan, step: &Step) -> u64 {
 /// Compiles `plan` to native code.
 pub fn compile(plan: &Plan, options: &JitOptions) -> Result<JitProgram, CodegenError> {
     plan.validate().map_err(CodegenError::InvalidPlan)?;
+    for (i, s) in plan.steps.iter().enumerate() {
+        bounds::check_step(plan, i, s, options.memory_limit)?;
+    }
     let kernels = plan
         .steps
         .iter()
@@ -429,7 +435,7 @@ pub fn compile(plan: &Plan, options: &JitOptions) -> Result<JitProgram, CodegenE
     let limit = options.memory_limit;
     if arena_bytes > limit {
         return Err(CodegenError::TooLarge {
-            what: "arena and scratch".into(),
+            what: "the arena with the JIT's scratch".into(),
             needed: arena_bytes,
             limit,
         });
@@ -437,7 +443,7 @@ pub fn compile(plan: &Plan, options: &JitOptions) -> Result<JitProgram, CodegenE
     let needed = arena_bytes + 2 * param_bytes + extra_bytes;
     if needed > limit {
         return Err(CodegenError::TooLarge {
-            what: "arena and packed weights".into(),
+            what: "the arena with the packed weights".into(),
             needed,
             limit,
         });

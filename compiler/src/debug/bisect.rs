@@ -207,8 +207,9 @@ mod tests {
         .unwrap();
         let w = g.find("w").unwrap();
         let b = g.find("b").unwrap();
-        g.node_mut(w).kind = crate::NodeKind::Param(Some(Tensor::full(&[1, 1, 1, 1], 1.0)));
-        g.node_mut(b).kind = crate::NodeKind::Param(Some(Tensor::full(&[1], -1.0)));
+        g.node_mut(w).kind =
+            crate::NodeKind::Param(Some(Tensor::full(&[1, 1, 1, 1], 1.0).unwrap()));
+        g.node_mut(b).kind = crate::NodeKind::Param(Some(Tensor::full(&[1], -1.0).unwrap()));
         let x = Tensor::from_vec(vec![0.0, 1.0, 2.0, 3.0], &[1, 1, 2, 2]).unwrap();
         (g, vec![x])
     }

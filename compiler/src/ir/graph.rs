@@ -83,6 +83,7 @@ impl Graph {
 
     /// Adds a graph input (inputs are passed in the order they are added).
     pub fn add_input(&mut self, name: &str, shape: &[usize]) -> Result<ValueId> {
+        check_declared(name, "input", shape)?;
         let id = self.add_node(Node {
             name: name.to_string(),
             kind: NodeKind::Input,
@@ -99,6 +100,7 @@ impl Graph {
         shape: &[usize],
         data: Option<Tensor>,
     ) -> Result<ValueId> {
+        check_declared(name, "param", shape)?;
         if let Some(t) = &data {
             if t.shape() != shape {
                 return Err(crate::WeightError::WrongShape {
@@ -159,6 +161,7 @@ impl Graph {
             if !self.inputs.contains(v) {
                 return Err(Error::Graph(format!("{v:?} is not a graph input")));
             }
+            check_declared(self.name(*v), "input", shape)?;
             self.node_mut(*v).ty = TensorType::new(shape);
         }
         for v in self.topo_order()? {
@@ -382,4 +385,14 @@ impl Graph {
     pub fn is_empty(&self) -> bool {
         self.g.node_count() == 0
     }
+}
+
+/// Checks a declared input or parameter shape against Kiln's [`limits`](kiln_runtime::limits).
+fn check_declared(name: &str, kind: &str, shape: &[usize]) -> Result<()> {
+    kiln_runtime::limits::check_shape("declared shape", shape).map_err(|mismatch| ShapeError {
+        node: name.to_string(),
+        op: kind.to_string(),
+        mismatch,
+    })?;
+    Ok(())
 }

@@ -7,7 +7,9 @@
 //! 4. an op's recorded type equals the type inferred from its operands' types;
 //! 5. a parameter's data, when bound, has the parameter's shape;
 //! 6. there is at least one output, and every output is a node of the graph;
-//! 7. names are non-empty.
+//! 7. names are non-empty;
+//! 8. every value's shape is within Kiln's [`limits`](kiln_runtime::limits) (an op's attributes
+//!    are checked with its shape rule, in invariant 4).
 
 use crate::error::VerifyError;
 use crate::ir::graph::{Graph, NodeKind, ValueId};
@@ -50,6 +52,9 @@ fn check_node(graph: &Graph, v: ValueId, errors: &mut Vec<(String, String)>) {
     let mut err = |msg: String| errors.push((node.name.clone(), msg));
     if node.name.is_empty() {
         err("empty name".into());
+    }
+    if let Err(e) = kiln_runtime::limits::check_shape("type", &node.ty.shape) {
+        err(e.to_string());
     }
     let slots = graph.operand_slots(v);
     match &node.kind {

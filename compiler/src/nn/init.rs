@@ -2,7 +2,7 @@
 //! [`Rng`]: the distributions match PyTorch's, the numbers do not (a different generator).
 
 use kiln_runtime::rng::Rng;
-use kiln_runtime::Tensor;
+use kiln_runtime::{RuntimeError, Tensor};
 
 /// How a parameter is filled when a model is traced with initialisation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,14 +18,14 @@ pub enum Init {
 
 impl Init {
     /// A tensor of `shape` drawn from this distribution (constants draw nothing from `rng`).
-    pub fn sample(&self, shape: &[usize], rng: &mut Rng) -> Tensor {
+    pub fn sample(&self, shape: &[usize], rng: &mut Rng) -> Result<Tensor, RuntimeError> {
         match *self {
             Init::Uniform { bound } => {
-                let mut t = Tensor::zeros(shape);
+                let mut t = Tensor::zeros(shape)?;
                 t.data_mut()
                     .iter_mut()
                     .for_each(|v| *v = rng.uniform(-bound, bound));
-                t
+                Ok(t)
             }
             Init::Constant(c) => Tensor::full(shape, c),
         }
@@ -67,9 +67,11 @@ mod tests {
     #[test]
     fn samples_stay_in_bounds_and_constants_are_constant() {
         let mut rng = Rng::new(3);
-        let t = Init::Uniform { bound: 0.5 }.sample(&[10, 10], &mut rng);
+        let t = Init::Uniform { bound: 0.5 }
+            .sample(&[10, 10], &mut rng)
+            .unwrap();
         assert!(t.data().iter().all(|v| (-0.5..0.5).contains(v)));
-        let c = Init::Constant(1.0).sample(&[4], &mut rng);
+        let c = Init::Constant(1.0).sample(&[4], &mut rng).unwrap();
         assert_eq!(c.data(), &[1.0; 4]);
     }
 }

@@ -167,7 +167,8 @@ impl Tracer {
         let data = self
             .rng
             .as_mut()
-            .map(|rng| spec.init.sample(&spec.shape, rng));
+            .map(|rng| spec.init.sample(&spec.shape, rng))
+            .transpose()?;
         let v = self.graph.add_param(&full, &spec.shape, data)?;
         self.params.insert(full, v);
         Ok(v)

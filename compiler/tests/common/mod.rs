@@ -246,7 +246,9 @@ pub fn check_close(got: &Tensor, expected: &Tensor, tol: Tolerance) -> Result<()
 /// Whether one pair of elements passes [`Tensor::allclose`]'s test: asked of `allclose` itself, one
 /// element at a time, so that the report below cannot disagree with the check that failed.
 fn element_close(a: f32, b: f32, tol: Tolerance) -> bool {
-    Tensor::full(&[1], a).allclose(&Tensor::full(&[1], b), tol.rtol, tol.atol)
+    Tensor::full(&[1], a)
+        .unwrap()
+        .allclose(&Tensor::full(&[1], b).unwrap(), tol.rtol, tol.atol)
 }
 
 /// The multi-dimensional index of flat position `flat` in a row-major tensor of `shape`.

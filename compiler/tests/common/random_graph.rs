@@ -381,7 +381,7 @@ pub fn build(spec: &Spec) -> Graph {
     for (i, p) in g.params().into_iter().enumerate() {
         let node = g.node(p);
         let shape = node.ty.shape.clone();
-        let mut t = Tensor::randn(&shape, spec.seed.wrapping_add(i as u64));
+        let mut t = Tensor::randn(&shape, spec.seed.wrapping_add(i as u64)).unwrap();
         if node.name.ends_with("running_var") {
             // A variance must be positive.
             t.data_mut().iter_mut().for_each(|v| *v = v.abs() + 0.5);
@@ -395,7 +395,7 @@ pub fn build(spec: &Spec) -> Graph {
 
 /// The graph's input: seeded normal values, with about one element in 50 NaN if `spec.nan`.
 pub fn input(spec: &Spec) -> Tensor {
-    let mut x = Tensor::randn(&spec.input, spec.seed ^ 0x5eed);
+    let mut x = Tensor::randn(&spec.input, spec.seed ^ 0x5eed).unwrap();
     if spec.nan {
         let n = x.numel();
         let d = x.data_mut();

@@ -66,7 +66,8 @@ pub fn bind_random(g: &mut Graph, seed: u64) {
             lo,
             hi,
             seed.wrapping_mul(1000).wrapping_add(i as u64),
-        );
+        )
+        .unwrap();
         g.node_mut(p).kind = NodeKind::Param(Some(t));
     }
 }
@@ -83,7 +84,7 @@ pub fn inputs(g: &Graph, seed: u64) -> Vec<Tensor> {
     g.inputs()
         .iter()
         .enumerate()
-        .map(|(i, &v)| Tensor::randn(&g.ty(v).shape, seed + i as u64))
+        .map(|(i, &v)| Tensor::randn(&g.ty(v).shape, seed + i as u64).unwrap())
         .collect()
 }
 

@@ -11,6 +11,7 @@
 //! keys in sorted order, NumPy's spare spaces for growing the first axis, and padding so that the data
 //! starts at a multiple of 64 bytes.
 
+use crate::budget::Budget;
 use crate::error::{Result, RuntimeError};
 use crate::tensor::Tensor;
 use std::fs;
@@ -36,6 +37,19 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
         source,
     })?;
     parse_npy(&bytes, path)
+}
+
+/// Reads a `.npy` file after charging its size to `budget` (stage `input`): a file larger than
+/// what is left is refused before any of it is read. The file holds exactly the header and the
+/// data its header declares (anything else is an error), so its size is the data's.
+pub fn read_npy_within(path: &Path, budget: &mut Budget) -> Result<Tensor> {
+    let io = |source| RuntimeError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let size = fs::metadata(path).map_err(io)?.len();
+    budget.charge(size, || format!("{} ({size} bytes)", path.display()))?;
+    read_npy(path)
 }
 
 /// Parses the bytes of a `.npy` file; `path` is only used in errors.
@@ -126,11 +140,12 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Tensor> {
             py_tuple(&header.shape)
         )));
     }
-    let values: Vec<f32> = data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Tensor::from_vec(values, &header.shape)
+    // Decoded straight into the tensor: one allocation of the data's size, reserved fallibly.
+    let mut tensor = Tensor::zeros(&header.shape)?;
+    for (v, c) in tensor.data_mut().iter_mut().zip(data.chunks_exact(4)) {
+        *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    Ok(tensor)
 }
 
 /// The bytes of a version 1.0 `.npy` file holding `tensor`.

@@ -58,6 +58,25 @@ pub fn read_safetensors(path: &Path) -> Result<SafeTensors> {
     parse_safetensors(&bytes, path)
 }
 
+/// Reads a `.safetensors` file whose size must fit in `limit` bytes (stage `weights`), checked
+/// before any of it is read. Its tensors are decoded from the file's bytes, so the stage holds
+/// at most twice the file: that is what is checked.
+pub fn read_safetensors_within(path: &Path, limit: u64) -> Result<SafeTensors> {
+    let size = std::fs::metadata(path)
+        .map_err(|source| RuntimeError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    crate::budget::check(
+        "weights",
+        &format!("{} ({size} bytes, decoded)", path.display()),
+        size.saturating_mul(2),
+        limit,
+    )?;
+    read_safetensors(path)
+}
+
 /// Parses the bytes of a `.safetensors` file; `path` is recorded for errors.
 pub fn parse_safetensors(bytes: &[u8], path: &Path) -> Result<SafeTensors> {
     let err = |msg: String| RuntimeError::Safetensors {

@@ -3,6 +3,7 @@
 //! Also home of [`sliding_windows`], the output-size rule shared with the pools.
 
 use super::{expect_rank, expect_shape, Epilogue, ShapeMismatch};
+use crate::error::Result;
 use crate::shape::fmt_shape;
 use crate::tensor::Tensor;
 use std::ops::Range;
@@ -268,7 +269,12 @@ pub(crate) fn taps_inside(
 /// # Panics
 /// If the shapes do not pass [`Conv2d::conv_shape`] (or the bias is not `[O]`); `Op::eval` checks them
 /// first and returns an error instead.
-pub fn conv2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, attrs: &Conv2d) -> Tensor {
+pub fn conv2d(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    attrs: &Conv2d,
+) -> Result<Tensor> {
     let [n, o, oh, ow] = match attrs.conv_shape(input.shape(), weight.shape()) {
         Ok(shape) => shape,
         Err(e) => panic!("conv2d called with unchecked shapes: {e}"),
@@ -277,7 +283,7 @@ pub fn conv2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, attrs: &Co
     let (cg, kh, kw) = (weight.shape()[1], weight.shape()[2], weight.shape()[3]);
     let og = o / attrs.groups;
     let (x, wt) = (input.data(), weight.data());
-    let mut out = Tensor::zeros(&[n, o, oh, ow]);
+    let mut out = Tensor::zeros(&[n, o, oh, ow])?;
     let y = out.data_mut();
     // Window origins in i128: padding and strides are arbitrary `usize`s (see `sliding_windows`).
     let (top, left) = (attrs.padding.top as i128, attrs.padding.left as i128);
@@ -313,7 +319,7 @@ pub fn conv2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, attrs: &Co
             }
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -340,7 +346,7 @@ mod tests {
         let x = t(&[1., 2., 3., 4., 5., 6., 7., 8., 9.], &[1, 1, 3, 3]);
         let w = t(&[1., 0., 0., 1.], &[1, 1, 2, 2]);
         let b = t(&[0.5], &[1]);
-        let y = conv2d(&x, &w, Some(&b), &attrs(1, 0, 1, 1));
+        let y = conv2d(&x, &w, Some(&b), &attrs(1, 0, 1, 1)).unwrap();
         assert_eq!(y, t(&[6.5, 8.5, 12.5, 14.5], &[1, 1, 2, 2]));
     }
 
@@ -350,8 +356,8 @@ mod tests {
         // per side; each window holds one 2×2 corner of x (the rest is padding):
         // 1+2+4+5 = 12, 2+3+5+6 = 16, 4+5+7+8 = 24, 5+6+8+9 = 28.
         let x = t(&[1., 2., 3., 4., 5., 6., 7., 8., 9.], &[1, 1, 3, 3]);
-        let w = Tensor::full(&[1, 1, 3, 3], 1.0);
-        let y = conv2d(&x, &w, None, &attrs(2, 1, 1, 1));
+        let w = Tensor::full(&[1, 1, 3, 3], 1.0).unwrap();
+        let y = conv2d(&x, &w, None, &attrs(2, 1, 1, 1)).unwrap();
         assert_eq!(y, t(&[12., 16., 24., 28.], &[1, 1, 2, 2]));
     }
 
@@ -385,7 +391,7 @@ mod tests {
             Ok(vec![1, 4, 2, 5])
         );
         assert_eq!(
-            conv2d(&x, &w, Some(&b), &attrs),
+            conv2d(&x, &w, Some(&b), &attrs).unwrap(),
             t(&expected, &[1, 4, 2, 5])
         );
     }
@@ -399,7 +405,7 @@ mod tests {
             8., 3., -22., -24., -14., -13., 4., 16., -11., -10., 12., 9., 5., 3., 8., 15., 7., 8.,
             -20., -2., 1., 2., 9., 15.,
         ];
-        let y = conv2d(&x, &w, None, &attrs(2, 1, 1, 3));
+        let y = conv2d(&x, &w, None, &attrs(2, 1, 1, 3)).unwrap();
         assert_eq!(y, t(&expected, &[2, 3, 2, 2]));
     }
 
@@ -407,7 +413,7 @@ mod tests {
     fn nan_in_input_reaches_only_the_windows_that_cover_it() {
         // 1×1 kernel of weight 2 on [[1 NaN] [3 4]]: [[2 NaN] [6 8]].
         let x = t(&[1., f32::NAN, 3., 4.], &[1, 1, 2, 2]);
-        let y = conv2d(&x, &t(&[2.], &[1, 1, 1, 1]), None, &attrs(1, 0, 1, 1));
+        let y = conv2d(&x, &t(&[2.], &[1, 1, 1, 1]), None, &attrs(1, 0, 1, 1)).unwrap();
         assert_eq!(y.data()[0], 2.0);
         assert!(y.data()[1].is_nan());
         assert_eq!(&y.data()[2..], &[6.0, 8.0]);
@@ -536,8 +542,8 @@ mod tests {
 
     #[test]
     fn absurd_attributes_give_errors_or_short_loops() {
-        let x = Tensor::full(&[1, 1, 4, 4], 1.0);
-        let w = Tensor::full(&[1, 1, 3, 3], 1.0);
+        let x = Tensor::full(&[1, 1, 4, 4], 1.0).unwrap();
+        let w = Tensor::full(&[1, 1, 3, 3], 1.0).unwrap();
         // A dilation of usize::MAX makes the window longer than any input.
         let a = attrs(1, 0, usize::MAX, 1);
         assert!(a.infer_shape(&[x.shape(), w.shape()]).is_err());
@@ -550,7 +556,7 @@ mod tests {
         // other windows' taps at once instead of walking through the padding.
         let a = attrs(usize::MAX, usize::MAX, 1, 1);
         assert_eq!(a.infer_shape(&[x.shape(), w.shape()]), Ok(vec![1, 1, 3, 3]));
-        let y = conv2d(&x, &w, None, &a);
+        let y = conv2d(&x, &w, None, &a).unwrap();
         assert_eq!(y.data(), &[0., 0., 0., 0., 9., 0., 0., 0., 0.]);
     }
 

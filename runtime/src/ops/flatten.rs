@@ -1,6 +1,7 @@
 //! `nn.Flatten(start_dim)`: merges dimensions `start_dim..` into one.
 
 use super::ShapeMismatch;
+use crate::error::Result;
 use crate::shape::{fmt_shape, numel};
 use crate::tensor::Tensor;
 
@@ -28,11 +29,11 @@ impl Flatten {
 
     /// The same data under the flattened shape. (With `start_dim` beyond the last dimension, which
     /// `infer_shape` rejects, the result gets a trailing dimension of 1.)
-    pub fn apply(&self, input: &Tensor) -> Tensor {
-        let mut out = Tensor::zeros(&flattened(input.shape(), self.start_dim));
+    pub fn apply(&self, input: &Tensor) -> Result<Tensor> {
+        let mut out = Tensor::zeros(&flattened(input.shape(), self.start_dim))?;
         // The two shapes hold the same number of elements by construction.
         out.data_mut().copy_from_slice(input.data());
-        out
+        Ok(out)
     }
 }
 
@@ -65,7 +66,7 @@ mod tests {
     fn keeps_the_data_in_order() {
         let data: Vec<f32> = (0..12).map(|v| v as f32).collect();
         let x = Tensor::from_vec(data.clone(), &[2, 3, 2, 1]).unwrap();
-        let y = Flatten { start_dim: 1 }.apply(&x);
+        let y = Flatten { start_dim: 1 }.apply(&x).unwrap();
         assert_eq!(y.shape(), &[2, 6]);
         assert_eq!(y.data(), data.as_slice());
     }

@@ -1,6 +1,7 @@
 //! `nn.Linear`: `y = x·Wᵀ + b`.
 
 use super::{expect_rank, expect_shape, Epilogue, ShapeMismatch};
+use crate::error::Result;
 use crate::shape::fmt_shape;
 use crate::tensor::Tensor;
 
@@ -63,7 +64,7 @@ impl Linear {
 ///
 /// # Panics
 /// If the shapes do not fit (see [`Linear::infer_shape`]); `Op::eval` checks them first.
-pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let attrs = Linear {
         bias: bias.is_some(),
         epilogue: Epilogue::default(),
@@ -74,7 +75,7 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor 
         panic!("linear called with unchecked shapes: {e}");
     }
     let (n, features, out_features) = (input.shape()[0], input.shape()[1], weight.shape()[0]);
-    let mut out = Tensor::zeros(&[n, out_features]);
+    let mut out = Tensor::zeros(&[n, out_features])?;
     let y = out.data_mut();
     for row in 0..n {
         let x = &input.data()[row * features..(row + 1) * features];
@@ -90,7 +91,7 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor 
             y[row * out_features + o] = acc;
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -106,9 +107,15 @@ mod tests {
         let x = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
         let w = t(&[1., 0., -1., 2., 1., 0.], &[2, 3]);
         let b = t(&[0.5, -1.], &[2]);
-        assert_eq!(linear(&x, &w, Some(&b)), t(&[-1.5, 3., -1.5, 12.], &[2, 2]));
+        assert_eq!(
+            linear(&x, &w, Some(&b)).unwrap(),
+            t(&[-1.5, 3., -1.5, 12.], &[2, 2])
+        );
         // Without the bias: −2, 4, −2, 13.
-        assert_eq!(linear(&x, &w, None), t(&[-2., 4., -2., 13.], &[2, 2]));
+        assert_eq!(
+            linear(&x, &w, None).unwrap(),
+            t(&[-2., 4., -2., 13.], &[2, 2])
+        );
     }
 
     #[test]
@@ -117,7 +124,7 @@ mod tests {
         // reordered sum would give 1).
         let x = t(&[1e8, 1., -1e8], &[1, 3]);
         let w = t(&[1., 1., 1.], &[1, 3]);
-        assert_eq!(linear(&x, &w, None).data(), &[0.0]);
+        assert_eq!(linear(&x, &w, None).unwrap().data(), &[0.0]);
     }
 
     #[test]

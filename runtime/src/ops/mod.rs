@@ -47,6 +47,7 @@ pub use linear::Linear;
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d};
 
 use crate::error::{Result, RuntimeError, ShapeMismatch};
+use crate::limits;
 use crate::shape::fmt_shape;
 use crate::tensor::Tensor;
 
@@ -143,7 +144,8 @@ impl Op {
         }
     }
 
-    /// The result's shape for operands of the given shapes, or what does not fit.
+    /// The result's shape for operands of the given shapes, or what does not fit. Operands,
+    /// attributes and the result are checked against Kiln's [`limits`] first and last.
     pub fn infer_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, ShapeMismatch> {
         let names = self.operand_names();
         if inputs.len() != names.len() {
@@ -153,6 +155,67 @@ impl Op {
                 got: inputs.len().to_string(),
             });
         }
+        for (i, (shape, name)) in inputs.iter().zip(&names).enumerate() {
+            limits::check_shape(&format!("operand {i} ({name})"), shape)?;
+        }
+        for (name, values) in self.integer_attributes() {
+            limits::check_attribute(name, &values)?;
+        }
+        // Every operand dimension and attribute is now below 2³¹, so no rule below can overflow;
+        // the result is checked like any other shape.
+        let out = self.infer_shape_unchecked(inputs)?;
+        limits::check_shape("result", &out)?;
+        Ok(out)
+    }
+
+    /// The op's integer attributes by name, for the limits check (a fused pool's are named
+    /// `pool_kernel` and so on, as in the text IR).
+    pub fn integer_attributes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        fn pool_attrs(p: &MaxPool2d, prefix: bool) -> Vec<(&'static str, Vec<usize>)> {
+            let n = |plain, fused| if prefix { fused } else { plain };
+            vec![
+                (n("kernel", "pool_kernel"), p.kernel.to_vec()),
+                (n("stride", "pool_stride"), p.stride.to_vec()),
+                (n("padding", "pool_padding"), padding_values(&p.padding)),
+                (n("dilation", "pool_dilation"), p.dilation.to_vec()),
+            ]
+        }
+        fn padding_values(p: &Padding2d) -> Vec<usize> {
+            vec![p.top, p.left, p.bottom, p.right]
+        }
+        match self {
+            Op::Conv2d(c) => {
+                let mut v = vec![
+                    ("stride", c.stride.to_vec()),
+                    ("padding", padding_values(&c.padding)),
+                    ("dilation", c.dilation.to_vec()),
+                    ("groups", vec![c.groups]),
+                ];
+                if let Some(p) = &c.epilogue.pool {
+                    v.extend(pool_attrs(p, true));
+                }
+                v
+            }
+            Op::Linear(l) => l
+                .epilogue
+                .pool
+                .as_ref()
+                .map_or_else(Vec::new, |p| pool_attrs(p, true)),
+            Op::MaxPool2d(p) => pool_attrs(p, false),
+            Op::AvgPool2d(p) => vec![
+                ("kernel", p.kernel.to_vec()),
+                ("stride", p.stride.to_vec()),
+                ("padding", padding_values(&p.padding)),
+            ],
+            Op::Flatten(f) => vec![("start_dim", vec![f.start_dim])],
+            Op::GlobalAvgPool2d(_) | Op::Activation(_) | Op::BatchNorm2d(_) | Op::Add(_) => {
+                Vec::new()
+            }
+        }
+    }
+
+    /// The op's own shape rule, on operands already checked against the limits.
+    fn infer_shape_unchecked(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, ShapeMismatch> {
         match self {
             Op::Conv2d(c) => c.infer_shape(inputs),
             Op::MaxPool2d(p) => p.infer_shape(inputs[0]),
@@ -174,32 +237,32 @@ impl Op {
                 op: self.name().to_string(),
                 mismatch,
             })?;
-        Ok(match self {
+        match self {
             Op::Conv2d(c) => {
                 let bias = c.bias.then(|| inputs[2]);
-                let y = conv2d::conv2d(inputs[0], inputs[1], bias, c);
+                let y = conv2d::conv2d(inputs[0], inputs[1], bias, c)?;
                 apply_epilogue(y, &c.epilogue, inputs.last().copied())
             }
             Op::Linear(l) => {
                 let bias = l.bias.then(|| inputs[2]);
-                let y = linear::linear(inputs[0], inputs[1], bias);
+                let y = linear::linear(inputs[0], inputs[1], bias)?;
                 apply_epilogue(y, &l.epilogue, inputs.last().copied())
             }
             Op::MaxPool2d(p) => pool::max_pool2d(inputs[0], p),
             Op::AvgPool2d(p) => pool::avg_pool2d(inputs[0], p),
             Op::GlobalAvgPool2d(_) => pool::global_avg_pool2d(inputs[0]),
-            Op::Activation(a) => a.apply(inputs[0]),
-            Op::BatchNorm2d(b) => {
-                batch_norm::batch_norm(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], b)
-            }
-            Op::Add(_) => add::add(inputs[0], inputs[1]),
+            Op::Activation(a) => Ok(a.apply(inputs[0])),
+            Op::BatchNorm2d(b) => Ok(batch_norm::batch_norm(
+                inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], b,
+            )),
+            Op::Add(_) => Ok(add::add(inputs[0], inputs[1])),
             Op::Flatten(f) => f.apply(inputs[0]),
-        })
+        }
     }
 }
 
 /// Applies an epilogue with the separate reference kernels: exactly what the unfused ops compute.
-fn apply_epilogue(mut y: Tensor, epi: &Epilogue, residual: Option<&Tensor>) -> Tensor {
+fn apply_epilogue(mut y: Tensor, epi: &Epilogue, residual: Option<&Tensor>) -> Result<Tensor> {
     if epi.residual {
         if let Some(r) = residual {
             y = add::add(&y, r);
@@ -209,9 +272,9 @@ fn apply_epilogue(mut y: Tensor, epi: &Epilogue, residual: Option<&Tensor>) -> T
         y = a.apply(&y);
     }
     if let Some(p) = &epi.pool {
-        y = pool::max_pool2d(&y, p);
+        y = pool::max_pool2d(&y, p)?;
     }
-    y
+    Ok(y)
 }
 
 /// Checks that an operand has exactly the expected shape.
@@ -271,10 +334,10 @@ mod tests {
 
     #[test]
     fn conv_epilogue_equals_the_separate_kernels_in_sequence() {
-        let x = Tensor::randn(&[2, 3, 7, 7], 1);
-        let w = Tensor::randn(&[4, 3, 3, 3], 2);
-        let b = Tensor::randn(&[4], 3);
-        let r = Tensor::randn(&[2, 4, 7, 7], 4);
+        let x = Tensor::randn(&[2, 3, 7, 7], 1).unwrap();
+        let w = Tensor::randn(&[4, 3, 3, 3], 2).unwrap();
+        let b = Tensor::randn(&[4], 3).unwrap();
+        let r = Tensor::randn(&[2, 4, 7, 7], 4).unwrap();
         let relu = Activation::Relu;
         let fused = Op::Conv2d(conv_with(Epilogue {
             residual: true,
@@ -307,9 +370,9 @@ mod tests {
 
     #[test]
     fn linear_epilogue_equals_the_separate_kernels_in_sequence() {
-        let x = Tensor::randn(&[3, 5], 5);
-        let w = Tensor::randn(&[4, 5], 6);
-        let r = Tensor::randn(&[3, 4], 7);
+        let x = Tensor::randn(&[3, 5], 5).unwrap();
+        let w = Tensor::randn(&[4, 5], 6).unwrap();
+        let r = Tensor::randn(&[3, 4], 7).unwrap();
         let gelu = Activation::Gelu {
             approximate: GeluApproximate::None,
         };
@@ -322,15 +385,15 @@ mod tests {
             },
         });
         let got = fused.eval(&[&x, &w, &r]).unwrap();
-        let y = linear::linear(&x, &w, None);
+        let y = linear::linear(&x, &w, None).unwrap();
         let expected = gelu.apply(&add::add(&y, &r));
         assert_eq!(got, expected);
     }
 
     #[test]
     fn eval_reports_shape_errors_with_the_op_name() {
-        let a = Tensor::zeros(&[2, 3]);
-        let b = Tensor::zeros(&[3, 2]);
+        let a = Tensor::zeros(&[2, 3]).unwrap();
+        let b = Tensor::zeros(&[3, 2]).unwrap();
         let err = Op::Add(Add).eval(&[&a, &b]).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -6,6 +6,7 @@
 
 use super::conv2d::{check_allocatable, sliding_windows, taps_inside};
 use super::{expect_rank, Padding2d, ShapeMismatch};
+use crate::error::Result;
 use crate::shape::fmt_shape;
 use crate::tensor::Tensor;
 
@@ -179,7 +180,7 @@ impl GlobalAvgPool2d {
 ///
 /// # Panics
 /// If the input does not pass [`MaxPool2d::infer_shape`]; `Op::eval` checks it first.
-pub fn max_pool2d(input: &Tensor, attrs: &MaxPool2d) -> Tensor {
+pub fn max_pool2d(input: &Tensor, attrs: &MaxPool2d) -> Result<Tensor> {
     let [n, c, oh, ow] = attrs
         .windows()
         .checked_output_shape("max_pool2d", input.shape());
@@ -189,7 +190,7 @@ pub fn max_pool2d(input: &Tensor, attrs: &MaxPool2d) -> Tensor {
     // Window origins in i128: padding and strides are arbitrary `usize`s (see `sliding_windows`).
     let [sh, sw] = attrs.stride.map(|s| s as i128);
     let (top, left) = (attrs.padding.top as i128, attrs.padding.left as i128);
-    let mut out = Tensor::zeros(&[n, c, oh, ow]);
+    let mut out = Tensor::zeros(&[n, c, oh, ow])?;
     let y = out.data_mut();
     let mut yi = 0;
     for plane in input.data().chunks_exact(h * w).take(n * c) {
@@ -215,7 +216,7 @@ pub fn max_pool2d(input: &Tensor, attrs: &MaxPool2d) -> Tensor {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Reference average pool, PyTorch's CPU kernel step by step: a window covers rows
@@ -226,7 +227,7 @@ pub fn max_pool2d(input: &Tensor, attrs: &MaxPool2d) -> Tensor {
 ///
 /// # Panics
 /// If the input does not pass [`AvgPool2d::infer_shape`]; `Op::eval` checks it first.
-pub fn avg_pool2d(input: &Tensor, attrs: &AvgPool2d) -> Tensor {
+pub fn avg_pool2d(input: &Tensor, attrs: &AvgPool2d) -> Result<Tensor> {
     let [n, c, oh, ow] = attrs
         .windows()
         .checked_output_shape("avg_pool2d", input.shape());
@@ -237,7 +238,7 @@ pub fn avg_pool2d(input: &Tensor, attrs: &AvgPool2d) -> Tensor {
     let [sh, sw] = attrs.stride.map(|s| s as i128);
     let p = attrs.padding;
     let [top, left, bottom, right] = [p.top, p.left, p.bottom, p.right].map(|v| v as i128);
-    let mut out = Tensor::zeros(&[n, c, oh, ow]);
+    let mut out = Tensor::zeros(&[n, c, oh, ow])?;
     let y = out.data_mut();
     let mut yi = 0;
     for plane in input.data().chunks_exact(h * w).take(n * c) {
@@ -268,7 +269,7 @@ pub fn avg_pool2d(input: &Tensor, attrs: &AvgPool2d) -> Tensor {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Reference global average pool: the mean of each `H×W` plane. The sum is kept in `f64`, so the
@@ -277,14 +278,14 @@ pub fn avg_pool2d(input: &Tensor, attrs: &AvgPool2d) -> Tensor {
 ///
 /// # Panics
 /// If the input is not 4-d; `Op::eval` checks it first.
-pub fn global_avg_pool2d(input: &Tensor) -> Tensor {
+pub fn global_avg_pool2d(input: &Tensor) -> Result<Tensor> {
     let &[n, c, h, w] = input.shape() else {
         panic!(
             "global_avg_pool2d called with unchecked shape {}",
             fmt_shape(input.shape())
         );
     };
-    let mut out = Tensor::zeros(&[n, c, 1, 1]);
+    let mut out = Tensor::zeros(&[n, c, 1, 1])?;
     let plane = h * w;
     for (i, y) in out.data_mut().iter_mut().enumerate() {
         let sum: f64 = input.data()[i * plane..(i + 1) * plane]
@@ -294,7 +295,7 @@ pub fn global_avg_pool2d(input: &Tensor) -> Tensor {
         // An empty plane gives 0/0 = NaN, as PyTorch's mean of nothing does.
         *y = (sum / plane as f64) as f32;
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -331,14 +332,14 @@ mod tests {
     #[test]
     fn max_two_by_two_stride_two() {
         // Rows 1–4, 5–8, 9–12, 13–16; each 2×2 block's maximum is its bottom-right: 6, 8, 14, 16.
-        let y = max_pool2d(&one_to_sixteen(), &max(2, 2, 0, 1, false));
+        let y = max_pool2d(&one_to_sixteen(), &max(2, 2, 0, 1, false)).unwrap();
         assert_eq!(y, t(&[6., 8., 14., 16.], &[1, 1, 2, 2]));
     }
 
     #[test]
     fn avg_two_by_two_stride_two() {
         // (1+2+5+6)/4 = 3.5, (3+4+7+8)/4 = 5.5, (9+10+13+14)/4 = 11.5, (11+12+15+16)/4 = 13.5.
-        let y = avg_pool2d(&one_to_sixteen(), &avg(2, 2, 0, false, true));
+        let y = avg_pool2d(&one_to_sixteen(), &avg(2, 2, 0, false, true)).unwrap();
         assert_eq!(y, t(&[3.5, 5.5, 11.5, 13.5], &[1, 1, 2, 2]));
     }
 
@@ -347,7 +348,7 @@ mod tests {
         // All-negative input, 3×3 windows with padding 1, stride 3: a zero padding would win; −∞
         // does not. 1×1×2×2 of [−1 −2 −3 −4] → one window → −1.
         let x = t(&[-1., -2., -3., -4.], &[1, 1, 2, 2]);
-        let y = max_pool2d(&x, &max(3, 3, 1, 1, false));
+        let y = max_pool2d(&x, &max(3, 3, 1, 1, false)).unwrap();
         assert_eq!(y, t(&[-1.], &[1, 1, 1, 1]));
     }
 
@@ -360,7 +361,7 @@ mod tests {
             &[1., f32::NAN, 3., 4., 5., 6., 7., 8., f32::NEG_INFINITY],
             &[1, 1, 3, 3],
         );
-        let y = max_pool2d(&x, &max(2, 1, 0, 1, false));
+        let y = max_pool2d(&x, &max(2, 1, 0, 1, false)).unwrap();
         assert!(y.data()[0].is_nan() && y.data()[1].is_nan());
         assert_eq!(&y.data()[2..], &[8., 8.]);
     }
@@ -373,9 +374,9 @@ mod tests {
         // Rows: the dilated window spans 5; ⌈(6 + 2 − 5)/2⌉ + 1 = 3 (last start 4 < 6 + 1: kept)
         // against ⌊3/2⌋ + 1 = 2 without ceil. Columns: (7 + 2 − 5)/2 + 1 = 3 either way.
         let x = ints(&[1, 1, 6, 7], 7, 11);
-        let y = max_pool2d(&x, &max(3, 2, 1, 2, true));
+        let y = max_pool2d(&x, &max(3, 2, 1, 2, true)).unwrap();
         assert_eq!(y, t(&[2., 5., 5., 2., 5., 5., 1., 4., 4.], &[1, 1, 3, 3]));
-        let y = max_pool2d(&x, &max(3, 2, 1, 2, false));
+        let y = max_pool2d(&x, &max(3, 2, 1, 2, false)).unwrap();
         assert_eq!(y, t(&[2., 5., 5., 2., 5., 5.], &[1, 1, 2, 3]));
     }
 
@@ -389,9 +390,9 @@ mod tests {
         let x = ints(&[1, 1, 5, 5], 3, 7);
         let m = max(2, 2, 1, 1, true);
         assert_eq!(m.infer_shape(x.shape()), Ok(vec![1, 1, 3, 3]));
-        let y = max_pool2d(&x, &m);
+        let y = max_pool2d(&x, &m).unwrap();
         assert_eq!(y, t(&[0., 3., 2., 2., 1., 3., 3., 3., 2.], &[1, 1, 3, 3]));
-        let y = avg_pool2d(&x, &avg(2, 2, 1, true, true));
+        let y = avg_pool2d(&x, &avg(2, 2, 1, true, true)).unwrap();
         let expected = [0., 0.5, 0., 0.75, -1., -0.25, 0., 1., 0.];
         assert_eq!(y, t(&expected, &[1, 1, 3, 3]));
     }
@@ -432,7 +433,7 @@ mod tests {
             ]),
         ];
         for (count_include_pad, ceil_mode, shape, expected) in cases {
-            let y = avg_pool2d(&x, &avg(3, 2, 1, ceil_mode, count_include_pad));
+            let y = avg_pool2d(&x, &avg(3, 2, 1, ceil_mode, count_include_pad)).unwrap();
             assert_eq!(
                 y,
                 t(expected, shape),
@@ -458,13 +459,13 @@ mod tests {
             padding,
             ..max(2, 2, 0, 1, false)
         };
-        let y = max_pool2d(&x, &m);
+        let y = max_pool2d(&x, &m).unwrap();
         assert_eq!(y, t(&[5., 1., 4., 2., 5., -3.], &[1, 1, 2, 3]));
         let a = AvgPool2d {
             padding,
             ..avg(2, 2, 0, false, true)
         };
-        let y = avg_pool2d(&x, &a);
+        let y = avg_pool2d(&x, &a).unwrap();
         assert_eq!(y, t(&[0.75, -0.5, 1., -1., 2., -2.], &[1, 1, 2, 3]));
     }
 
@@ -474,7 +475,7 @@ mod tests {
         let x = t(&[1., 2., 3., 4., -1., 1., 0., 8.], &[1, 2, 2, 2]);
         let p = GlobalAvgPool2d;
         assert_eq!(p.infer_shape(x.shape()), Ok(vec![1, 2, 1, 1]));
-        assert_eq!(global_avg_pool2d(&x), t(&[2.5, 2.], &[1, 2, 1, 1]));
+        assert_eq!(global_avg_pool2d(&x).unwrap(), t(&[2.5, 2.], &[1, 2, 1, 1]));
     }
 
     #[test]
@@ -540,7 +541,7 @@ mod tests {
             dilation: [1, 1],
             ceil_mode: false,
         };
-        assert_eq!(max_pool2d(&x, &m).data(), &[16.0]);
+        assert_eq!(max_pool2d(&x, &m).unwrap().data(), &[16.0]);
         let a = AvgPool2d {
             kernel: [big; 2],
             stride: [big; 2],
@@ -549,6 +550,6 @@ mod tests {
             count_include_pad: false,
         };
         // 1 + 2 + … + 16 = 136 over the 16 input taps.
-        assert_eq!(avg_pool2d(&x, &a).data(), &[8.5]);
+        assert_eq!(avg_pool2d(&x, &a).unwrap().data(), &[8.5]);
     }
 }

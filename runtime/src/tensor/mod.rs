@@ -6,6 +6,7 @@ mod display;
 mod storage;
 
 use crate::error::{Result, RuntimeError};
+use crate::limits;
 use crate::rng::Rng;
 use crate::shape::{fmt_shape, numel};
 use storage::AlignedStorage;
@@ -32,7 +33,7 @@ impl Tensor {
 
     /// A tensor of `shape` holding a copy of `data` in row-major order.
     pub fn from_slice(data: &[f32], shape: &[usize]) -> Result<Tensor> {
-        let expected = numel(shape);
+        let expected = limits::check_shape("shape", shape).map_err(RuntimeError::Limit)?;
         if data.len() != expected {
             return Err(RuntimeError::DataLength {
                 shape: fmt_shape(shape),
@@ -42,42 +43,51 @@ impl Tensor {
         }
         Ok(Tensor {
             shape: shape.to_vec(),
-            storage: AlignedStorage::from_slice(data),
+            storage: AlignedStorage::from_slice(data).ok_or_else(|| out_of_memory(shape))?,
         })
     }
 
-    /// A tensor of zeros.
-    pub fn zeros(shape: &[usize]) -> Tensor {
-        Tensor {
+    /// A tensor of zeros; a shape beyond Kiln's [`limits`] or an allocation the system refuses is
+    /// an error, never an abort (like `torch.zeros`, which raises).
+    ///
+    /// ```
+    /// use kiln_runtime::Tensor;
+    /// assert_eq!(Tensor::zeros(&[2, 3]).unwrap().data(), &[0.0; 6]);
+    /// assert!(Tensor::zeros(&[1 << 32, 1 << 32]).is_err());
+    /// ```
+    pub fn zeros(shape: &[usize]) -> Result<Tensor> {
+        let n = limits::check_shape("shape", shape).map_err(RuntimeError::Limit)?;
+        Ok(Tensor {
             shape: shape.to_vec(),
-            storage: AlignedStorage::zeros(numel(shape)),
-        }
+            storage: AlignedStorage::zeros(n).ok_or_else(|| out_of_memory(shape))?,
+        })
     }
 
-    /// A tensor filled with `value`.
-    pub fn full(shape: &[usize], value: f32) -> Tensor {
-        let mut t = Tensor::zeros(shape);
+    /// A tensor filled with `value` (errors as [`zeros`](Tensor::zeros)).
+    pub fn full(shape: &[usize], value: f32) -> Result<Tensor> {
+        let mut t = Tensor::zeros(shape)?;
         t.data_mut().fill(value);
-        t
+        Ok(t)
     }
 
     /// Standard-normal samples from a seeded generator (like `torch.randn` after `torch.manual_seed`,
-    /// though not the same numbers).
-    pub fn randn(shape: &[usize], seed: u64) -> Tensor {
+    /// though not the same numbers); errors as [`zeros`](Tensor::zeros).
+    pub fn randn(shape: &[usize], seed: u64) -> Result<Tensor> {
         let mut rng = Rng::new(seed);
-        let mut t = Tensor::zeros(shape);
+        let mut t = Tensor::zeros(shape)?;
         t.data_mut().iter_mut().for_each(|v| *v = rng.normal());
-        t
+        Ok(t)
     }
 
-    /// Uniform samples in `[low, high)` from a seeded generator (like `torch.empty(…).uniform_(low, high)`).
-    pub fn rand_uniform(shape: &[usize], low: f32, high: f32, seed: u64) -> Tensor {
+    /// Uniform samples in `[low, high)` from a seeded generator (like `torch.empty(…).uniform_(low, high)`);
+    /// errors as [`zeros`](Tensor::zeros).
+    pub fn rand_uniform(shape: &[usize], low: f32, high: f32, seed: u64) -> Result<Tensor> {
         let mut rng = Rng::new(seed);
-        let mut t = Tensor::zeros(shape);
+        let mut t = Tensor::zeros(shape)?;
         t.data_mut()
             .iter_mut()
             .for_each(|v| *v = rng.uniform(low, high));
-        t
+        Ok(t)
     }
 
     /// The shape, outermost dimension first.
@@ -102,10 +112,11 @@ impl Tensor {
 
     /// The same elements under another shape with the same element count (like `torch.reshape`).
     pub fn reshape(mut self, shape: &[usize]) -> Result<Tensor> {
-        if numel(shape) != self.numel() {
+        let expected = limits::check_shape("shape", shape).map_err(RuntimeError::Limit)?;
+        if expected != self.numel() {
             return Err(RuntimeError::DataLength {
                 shape: fmt_shape(shape),
-                expected: numel(shape),
+                expected,
                 got: self.numel(),
             });
         }
@@ -163,5 +174,12 @@ impl PartialEq for Tensor {
     /// Exact equality of shape and every element (NaN equals nothing, as in IEEE 754).
     fn eq(&self, other: &Tensor) -> bool {
         self.shape == other.shape && self.data() == other.data()
+    }
+}
+
+/// The error for a tensor of `shape` that the allocator refused.
+fn out_of_memory(shape: &[usize]) -> RuntimeError {
+    RuntimeError::OutOfMemory {
+        bytes: limits::f32_bytes(shape),
     }
 }

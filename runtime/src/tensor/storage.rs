@@ -16,19 +16,21 @@ pub(crate) struct AlignedStorage {
 }
 
 impl AlignedStorage {
-    /// `len` zeros.
-    pub(crate) fn zeros(len: usize) -> Self {
-        AlignedStorage {
-            blocks: vec![Block([0.0; BLOCK]); len.div_ceil(BLOCK)],
-            len,
-        }
+    /// `len` zeros, or `None` when the allocator cannot provide them (no abort: the allocation
+    /// is reserved fallibly first).
+    pub(crate) fn zeros(len: usize) -> Option<Self> {
+        let n = len.div_ceil(BLOCK);
+        let mut blocks = Vec::new();
+        blocks.try_reserve_exact(n).ok()?;
+        blocks.resize(n, Block([0.0; BLOCK]));
+        Some(AlignedStorage { blocks, len })
     }
 
-    /// A copy of `values`.
-    pub(crate) fn from_slice(values: &[f32]) -> Self {
-        let mut s = Self::zeros(values.len());
+    /// A copy of `values`, or `None` when the allocator cannot provide the room.
+    pub(crate) fn from_slice(values: &[f32]) -> Option<Self> {
+        let mut s = Self::zeros(values.len())?;
         s.as_mut_slice().copy_from_slice(values);
-        s
+        Some(s)
     }
 
     pub(crate) fn as_slice(&self) -> &[f32] {
@@ -50,7 +52,7 @@ mod tests {
     #[test]
     fn storage_is_aligned_and_zeroed() {
         for len in [0, 1, 15, 16, 17, 1000] {
-            let s = AlignedStorage::zeros(len);
+            let s = AlignedStorage::zeros(len).unwrap();
             assert_eq!(s.as_slice().len(), len);
             assert_eq!(s.as_slice().as_ptr() as usize % 64, 0);
             assert!(s.as_slice().iter().all(|&v| v == 0.0));

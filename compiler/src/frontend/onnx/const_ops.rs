@@ -4,7 +4,7 @@
 //! `Cast`, and `Sub`/`Mul`/`Div` of constants).
 
 use super::attrs::NodeRef;
-use super::constant::{checked_numel, normalize_axis, BinaryOp, ConstTensor};
+use super::constant::{broadcast_shapes, checked_numel, normalize_axis, BinaryOp, ConstTensor};
 use super::error::OnnxError;
 use super::import::{Importer, Val};
 use super::reader::{dtype_name, read_tensor};
@@ -90,6 +90,19 @@ impl<'v, 'a> Importer<'v, 'a> {
                     what: format!("the result of node `{}` (shape {dims:?})", n.name),
                     limit: MAX_ELEMENTS,
                 })?;
+                // Checked before the fill is allocated: this is where a tiny model asks for a
+                // huge constant.
+                let width = if n.tensor("value")?.and_then(|t| t.data_type) == Some(7) {
+                    8
+                } else {
+                    4
+                };
+                self.ensure_room(width * numel as u64, || {
+                    format!(
+                        "the result of node `{}` (ConstantOfShape of {dims:?})",
+                        n.name
+                    )
+                })?;
                 let fill = match n.tensor("value")? {
                     Some(t) => read_tensor(t, n.name, self.base_dir())?,
                     None => ConstTensor::f32(vec![1], vec![0.0]),
@@ -112,6 +125,12 @@ impl<'v, 'a> Importer<'v, 'a> {
             "Gather" => {
                 let data = self.const_input(n, 0)?;
                 let idx = self.const_input(n, 1)?;
+                // A gather can make more than it reads: bound its result (with its index
+                // table) by every index taking all of the data, before it is made.
+                let bound = (idx.numel() as u64).saturating_mul(data.numel() as u64);
+                self.ensure_room(bound.saturating_mul(16), || {
+                    format!("the result of node `{}` (Gather)", n.name)
+                })?;
                 let Some(ind) = idx.as_i64() else {
                     return Err(inv("indices must be int64".into()).into());
                 };
@@ -212,6 +231,17 @@ impl<'v, 'a> Importer<'v, 'a> {
                 };
                 let a = self.const_input(n, 0)?;
                 let b = self.const_input(n, 1)?;
+                // Both operands are broadcast (through index tables) before the result is made:
+                // at most 40 bytes per result element, checked before any of it is allocated.
+                if let Some(shape) = broadcast_shapes(&a.shape, &b.shape) {
+                    let elements = checked_numel(&shape).unwrap_or(usize::MAX) as u64;
+                    self.ensure_room(elements.saturating_mul(40), || {
+                        format!(
+                            "the result of node `{}` ({} broadcast to {shape:?})",
+                            n.name, n.op
+                        )
+                    })?;
+                }
                 ConstTensor::binary(&a, &b, op).map_err(inv)?
             }
             _ => {

@@ -32,6 +32,9 @@ pub(crate) struct ConstTensor {
 /// count as 1 for the limit, so that every partial product of an accepted shape (as shape code
 /// computes them) is within the limit too, even for an empty tensor.
 pub(crate) fn checked_numel(shape: &[usize]) -> Option<usize> {
+    if shape.len() > kiln_runtime::limits::MAX_RANK {
+        return None;
+    }
     shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)))
@@ -103,7 +106,15 @@ impl ConstTensor {
         }
     }
 
-    /// The ONNX name of the element type.
+    /// Bytes of the elements.
+    pub fn bytes(&self) -> u64 {
+        match &self.data {
+            ConstData::F32(v) => 4 * v.len() as u64,
+            ConstData::I64(v) => 8 * v.len() as u64,
+        }
+    }
+
+    /// The element type's ONNX name.
     pub fn dtype_name(&self) -> &'static str {
         match self.data {
             ConstData::F32(_) => "FLOAT",
@@ -496,7 +507,14 @@ pub(crate) fn reshape_target(
     allowzero: bool,
 ) -> Result<Vec<usize>, String> {
     let total = checked_numel(input).ok_or_else(|| too_large(input))?;
-    let mut out = Vec::with_capacity(spec.len().min(64));
+    if spec.len() > kiln_runtime::limits::MAX_RANK {
+        return Err(format!(
+            "a target shape of {} dimensions (Kiln's limit is {})",
+            spec.len(),
+            kiln_runtime::limits::MAX_RANK
+        ));
+    }
+    let mut out = Vec::with_capacity(spec.len());
     let mut infer = None;
     for (k, &d) in spec.iter().enumerate() {
         match d {

@@ -17,6 +17,7 @@ use super::view::GraphView;
 use super::{sanitize, Dim, InputInfo, MAX_ELEMENTS};
 use crate::error::Result;
 use crate::ir::graph::{Graph, ValueId};
+use kiln_runtime::budget::Budget;
 use kiln_runtime::ops::{Activation, Op, Padding2d};
 use kiln_runtime::shape::fmt_shape;
 use kiln_runtime::Tensor;
@@ -79,6 +80,8 @@ pub(crate) struct Importer<'v, 'a> {
     origin: HashMap<ValueId, String>,
     /// Resolves external data.
     base_dir: Option<&'v Path>,
+    /// Every constant and parameter the import holds, against the memory limit.
+    budget: Budget,
 }
 
 /// Imports `model`; see [`OnnxModel::import`](super::OnnxModel::import).
@@ -86,6 +89,7 @@ pub(crate) fn import_model(
     model: &ModelProto,
     base_dir: Option<&Path>,
     input_shapes: &BTreeMap<String, Vec<usize>>,
+    budget: Budget,
 ) -> Result<Graph> {
     check_opset(model)?;
     let g = model
@@ -116,6 +120,7 @@ pub(crate) fn import_model(
         params: HashMap::new(),
         origin: HashMap::new(),
         base_dir,
+        budget,
     };
     imp.add_initializers()?;
     imp.add_inputs(input_shapes)?;
@@ -132,6 +137,15 @@ pub(crate) fn import_model(
             Some(m) => imp.gelu_pattern(&node, m)?,
             None => imp.import_node(&node)?,
         };
+        if let Val::Const(c) = &val {
+            imp.charge(c.bytes(), || {
+                format!(
+                    "constant `{}` of shape {}",
+                    node.output0().unwrap_or(""),
+                    fmt_shape(&c.shape)
+                )
+            })?;
+        }
         imp.env.insert(node.output0()?.to_string(), val);
     }
     imp.finish()
@@ -142,6 +156,20 @@ impl<'v, 'a> Importer<'v, 'a> {
     fn add_initializers(&mut self) -> Result<()> {
         for t in &self.view.graph.initializer {
             let name = t.name.clone().unwrap_or_default();
+            // Charged from the declared dims before the data is decoded (or read from an
+            // external file); dims that are invalid or too large are `read_tensor`'s to report.
+            let dims: Option<Vec<usize>> =
+                t.dims.iter().map(|&d| usize::try_from(d).ok()).collect();
+            let width = match t.data_type {
+                Some(1) => 4,
+                Some(7) => 8,
+                _ => 0,
+            };
+            if let Some(n) = dims.as_deref().and_then(checked_numel) {
+                self.charge(width * n as u64, || {
+                    format!("initializer `{name}` of dims {:?}", t.dims)
+                })?;
+            }
             let val = match read_tensor(t, &name, self.base_dir) {
                 Ok(c) => Val::Const(Rc::new(c)),
                 Err(OnnxError::DataType { dtype, .. }) => Val::BadType(dtype),
@@ -391,12 +419,32 @@ impl<'v, 'a> Importer<'v, 'a> {
             tensor: name.to_string(),
             dtype: c.dtype_name().to_string(),
         })?;
+        self.charge(c.bytes(), || {
+            format!("parameter `{name}` of shape {}", fmt_shape(&c.shape))
+        })?;
         let tensor = Tensor::from_slice(data, &c.shape)?;
         let value_name = self.fresh(name);
         let v = self.graph.add_param(&value_name, &c.shape, Some(tensor))?;
         self.params.insert(key, v);
         self.origin.insert(v, name.to_string());
         Ok(v)
+    }
+
+    /// Charges `bytes` (for what `what` names) to the import's memory budget.
+    pub(super) fn charge(&mut self, bytes: u64, what: impl FnOnce() -> String) -> Result<()> {
+        Ok(self
+            .budget
+            .charge(bytes, what)
+            .map_err(kiln_runtime::RuntimeError::from)?)
+    }
+
+    /// Checks that `bytes` more fit in the import's budget, without charging them (they are
+    /// charged when the constant they make is recorded).
+    pub(super) fn ensure_room(&self, bytes: u64, what: impl FnOnce() -> String) -> Result<()> {
+        Ok(self
+            .budget
+            .ensure_room(bytes, what)
+            .map_err(kiln_runtime::RuntimeError::from)?)
     }
 
     /// Adds `op` on `operands` as node `n`'s result.

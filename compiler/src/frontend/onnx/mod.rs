@@ -70,6 +70,7 @@ pub use error::OnnxError;
 
 use crate::error::Result;
 use crate::ir::Graph;
+use kiln_runtime::budget::{Budget, DEFAULT_MEMORY_LIMIT};
 use proto::ModelProto;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -170,12 +171,32 @@ pub struct OnnxModel {
     base_dir: Option<PathBuf>,
     /// The file it was read from, named in errors.
     path: Option<PathBuf>,
+    /// The memory budget of the import (stage `onnx import`).
+    memory_limit: u64,
+    /// Bytes of the encoded model, which the decoded protobuf holds about as many of.
+    encoded_bytes: u64,
 }
 
 impl OnnxModel {
     /// Reads and decodes the model file at `path`; its external data files are resolved
     /// relative to the file's directory.
     pub fn open(path: &Path) -> Result<OnnxModel> {
+        Self::open_within(path, DEFAULT_MEMORY_LIMIT)
+    }
+
+    /// [`open`](Self::open) with a memory limit for the import: the file must fit in it (checked
+    /// before it is read), and so must everything the import then holds.
+    pub fn open_within(path: &Path, memory_limit: u64) -> Result<OnnxModel> {
+        if let Ok(meta) = std::fs::metadata(path) {
+            let size = meta.len();
+            kiln_runtime::budget::check(
+                "onnx import",
+                &format!("the model file {} ({size} bytes, decoded)", path.display()),
+                size.saturating_mul(2),
+                memory_limit,
+            )
+            .map_err(kiln_runtime::RuntimeError::from)?;
+        }
         let bytes = reader::read_file(path)?;
         let dir = path.parent().map(|p| {
             if p.as_os_str().is_empty() {
@@ -186,6 +207,7 @@ impl OnnxModel {
         });
         let mut model = OnnxModel::from_bytes(&bytes, dir).map_err(|e| in_file(path, e))?;
         model.path = Some(path.to_path_buf());
+        model.memory_limit = memory_limit;
         Ok(model)
     }
 
@@ -196,6 +218,8 @@ impl OnnxModel {
             proto: reader::decode_model(bytes)?,
             base_dir: base_dir.map(Path::to_path_buf),
             path: None,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            encoded_bytes: bytes.len() as u64,
         })
     }
 
@@ -205,7 +229,15 @@ impl OnnxModel {
             proto,
             base_dir: base_dir.map(Path::to_path_buf),
             path: None,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            encoded_bytes: 0,
         }
+    }
+
+    /// Sets the memory limit of [`import`](Self::import) (default 4 GiB).
+    pub fn with_memory_limit(mut self, memory_limit: u64) -> OnnxModel {
+        self.memory_limit = memory_limit;
+        self
     }
 
     /// The protobuf message.
@@ -233,7 +265,11 @@ impl OnnxModel {
     /// ONNX name: required for inputs with symbolic dimensions, optional (and checked) for the
     /// others.
     pub fn import(&self, input_shapes: &BTreeMap<String, Vec<usize>>) -> Result<Graph> {
-        import::import_model(&self.proto, self.base_dir.as_deref(), input_shapes).map_err(
+        let mut budget = Budget::new("onnx import", self.memory_limit);
+        budget
+            .charge(self.encoded_bytes, || "the decoded model".into())
+            .map_err(kiln_runtime::RuntimeError::from)?;
+        import::import_model(&self.proto, self.base_dir.as_deref(), input_shapes, budget).map_err(
             |e| match (&self.path, e) {
                 (Some(path), crate::Error::Onnx(e)) => in_file(path, e),
                 (_, e) => e,

@@ -68,7 +68,14 @@ struct Parser<'a> {
     defined: HashMap<String, Pos>,
     /// Byte offset just past the last token consumed.
     prev_end: usize,
+    /// How many lists and calls enclose the attribute value being parsed.
+    depth: usize,
 }
+
+/// The deepest nesting of lists and calls in an attribute value. Kiln's attributes nest at most
+/// two levels (`activation=leaky_relu(0.1)` inside an epilogue); the bound keeps the recursive
+/// descent from overflowing the stack on hostile input.
+pub const MAX_NESTING: usize = 32;
 
 impl<'a> Parser<'a> {
     fn new(src: &'a str) -> Result<Parser<'a>, TextError> {
@@ -80,6 +87,7 @@ impl<'a> Parser<'a> {
             graph: Graph::default(),
             defined: HashMap::new(),
             prev_end: 0,
+            depth: 0,
         })
     }
 
@@ -331,6 +339,19 @@ impl<'a> Parser<'a> {
 
     /// Items up to and including `close` (the opening token already consumed).
     fn value_list(&mut self, close: Tok, what: &str) -> Result<Vec<Value>, TextError> {
+        if self.depth >= MAX_NESTING {
+            return error_at(
+                self.tok.pos,
+                format!("attribute value nested more than {MAX_NESTING} levels deep"),
+            );
+        }
+        self.depth += 1;
+        let items = self.value_items(close, what);
+        self.depth -= 1;
+        items
+    }
+
+    fn value_items(&mut self, close: Tok, what: &str) -> Result<Vec<Value>, TextError> {
         let mut items = Vec::new();
         if self.tok.kind != close {
             loop {
