@@ -156,20 +156,7 @@ impl Engine {
             .map_err(kiln_runtime::RuntimeError::InvalidPlan)?;
         let exec = match self.options.backend {
             Backend::Interpreter => {
-                let params: u64 = plan
-                    .buffers
-                    .iter()
-                    .filter(|b| matches!(b.kind, kiln_runtime::plan::BufferKind::Param(_)))
-                    .map(|b| b.bytes() as u64)
-                    .fold(0, u64::saturating_add);
-                let needed = interpreter::memory_needed(&plan).saturating_add(params);
-                kiln_runtime::budget::check(
-                    "interpreter",
-                    "the arena, the parameters and the largest step's operands and result",
-                    needed,
-                    self.options.memory_limit,
-                )
-                .map_err(kiln_runtime::RuntimeError::from)?;
+                interpreter::check_memory(&plan, self.options.memory_limit)?;
                 Exec::Interpreter
             }
             Backend::Jit => {

@@ -38,9 +38,11 @@ pub use ir::{Graph, NodeKind, TensorType, ValueId};
 
 use kiln_runtime::Tensor;
 
-/// Verifies `graph`, lowers it and runs it on the reference interpreter.
+/// Verifies `graph`, lowers it and runs it on the reference interpreter (within the default
+/// memory budget, 4 GiB).
 pub fn run_interpreter(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     ir::verify::verify(graph)?;
     let plan = lower::lower(graph)?;
+    kiln_runtime::interpreter::check_memory(&plan, kiln_runtime::budget::DEFAULT_MEMORY_LIMIT)?;
     Ok(kiln_runtime::interpreter::run(&plan, inputs)?)
 }

@@ -55,6 +55,24 @@ pub fn memory_needed(plan: &Plan) -> u64 {
         .saturating_add(outputs)
 }
 
+/// Checks what [`run`] holds for `plan` — [`memory_needed`] and the parameters — against the
+/// memory budget's `limit` (stage `interpreter`).
+pub fn check_memory(plan: &Plan, limit: u64) -> Result<()> {
+    let params = plan
+        .buffers
+        .iter()
+        .filter(|b| matches!(b.kind, BufferKind::Param(_)))
+        .map(|b| b.bytes() as u64)
+        .fold(0, u64::saturating_add);
+    crate::budget::check(
+        "interpreter",
+        "the arena, the parameters and the largest step's operands and result",
+        memory_needed(plan).saturating_add(params),
+        limit,
+    )?;
+    Ok(())
+}
+
 /// Runs `plan` on `inputs` and returns its outputs.
 ///
 /// Every step copies its operands out of their storage, runs the op's reference kernel and writes the
