@@ -15,6 +15,7 @@
 
 mod common;
 
+use common::close_to_interpreter as close;
 use common::random_graph::{build, input, spec, Inst, Spec};
 use kiln::codegen::conv::ConvScheme;
 use kiln::engine::{Engine, Options};
@@ -23,32 +24,6 @@ use kiln::Graph;
 use kiln_runtime::plan::Plan;
 use kiln_runtime::Tensor;
 use proptest::prelude::*;
-
-/// Agreement with the interpreter: NaN at the same places, the rest within 1e-4 relative plus
-/// 1e-4 of the output's largest magnitude (sums taken in another order, with FMAs).
-fn close(got: &Tensor, want: &Tensor) -> Result<(), String> {
-    if got.shape() != want.shape() {
-        return Err(format!("shape {:?} vs {:?}", got.shape(), want.shape()));
-    }
-    let scale = want
-        .data()
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(1f32, |m, v| m.max(v.abs()));
-    for (i, (&a, &b)) in got.data().iter().zip(want.data()).enumerate() {
-        let ok = if a.is_nan() || b.is_nan() {
-            a.is_nan() && b.is_nan()
-        } else if a.is_infinite() || b.is_infinite() {
-            a == b
-        } else {
-            (a - b).abs() <= 1e-4 * b.abs() + 1e-4 * scale
-        };
-        if !ok {
-            return Err(format!("element {i}: jit {a:e}, interpreter {b:e}"));
-        }
-    }
-    Ok(())
-}
 
 fn plan_at(g: &Graph, level: OptLevel) -> Plan {
     PassManager::new(level)
@@ -191,82 +166,7 @@ fn winograd_spec() -> impl Strategy<Value = Spec> {
 mod guard {
     use super::*;
 
-    const PAGE: usize = 4096;
-
-    /// `len` floats whose first (or last) element touches a `PROT_NONE` page; the other side has
-    /// one too. Reading or writing one float outside the buffer on the touching side faults.
-    pub struct Guarded {
-        map: *mut u8,
-        map_len: usize,
-        data: *mut f32,
-        len: usize,
-    }
-
-    impl Guarded {
-        pub fn new(len: usize, at_end: bool) -> Guarded {
-            let bytes = len * 4;
-            let pages = bytes.div_ceil(PAGE).max(1);
-            let map_len = (pages + 2) * PAGE;
-            // SAFETY: an anonymous private mapping, not aliased by anything; the result is checked.
-            let map = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    map_len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            };
-            assert!(map != libc::MAP_FAILED, "mmap failed");
-            let map = map.cast::<u8>();
-            // SAFETY: both ranges are whole pages inside the mapping just created.
-            unsafe {
-                assert_eq!(libc::mprotect(map.cast(), PAGE, libc::PROT_NONE), 0);
-                assert_eq!(
-                    libc::mprotect(map.add((pages + 1) * PAGE).cast(), PAGE, libc::PROT_NONE),
-                    0
-                );
-            }
-            let offset = if at_end {
-                (pages + 1) * PAGE - bytes
-            } else {
-                PAGE
-            };
-            // SAFETY: `offset + bytes` ≤ `(pages + 1)·PAGE` < `map_len`: inside the mapping.
-            let data = unsafe { map.add(offset) }.cast::<f32>();
-            Guarded {
-                map,
-                map_len,
-                data,
-                len,
-            }
-        }
-
-        pub fn from(values: &[f32], at_end: bool) -> Guarded {
-            let mut g = Guarded::new(values.len(), at_end);
-            g.slice_mut().copy_from_slice(values);
-            g
-        }
-
-        pub fn slice(&self) -> &[f32] {
-            // SAFETY: `data..data + len` lies in the readable part of the mapping, which lives as
-            // long as `self`; the anonymous mapping starts zeroed, so every float is initialised.
-            unsafe { std::slice::from_raw_parts(self.data, self.len) }
-        }
-
-        pub fn slice_mut(&mut self) -> &mut [f32] {
-            // SAFETY: as in `slice`; `&mut self` makes the borrow unique.
-            unsafe { std::slice::from_raw_parts_mut(self.data, self.len) }
-        }
-    }
-
-    impl Drop for Guarded {
-        fn drop(&mut self) {
-            // SAFETY: unmaps exactly the mapping `new` created; no slice of it outlives `self`.
-            unsafe { libc::munmap(self.map.cast(), self.map_len) };
-        }
-    }
+    use crate::common::guard::{run_guarded, Guarded};
 
     pub fn check_guarded(g: &Graph, x: &Tensor) -> Result<(), TestCaseError> {
         let levels = [OptLevel::O0, OptLevel::O2];
@@ -279,23 +179,11 @@ mod guard {
             .unwrap();
             let model = engine.compile_plan(plan_at(g, level)).unwrap();
             let want = model.run(std::slice::from_ref(x)).unwrap();
+            let lens: Vec<usize> = want.iter().map(Tensor::numel).collect();
             for at_end in [true, false] {
-                let input = Guarded::from(x.data(), at_end);
-                let mut arena = Guarded::new(model.arena_floats(), at_end);
-                let mut outs: Vec<Guarded> = want
-                    .iter()
-                    .map(|t| Guarded::new(t.numel(), at_end))
-                    .collect();
-                {
-                    let mut out_slices: Vec<&mut [f32]> =
-                        outs.iter_mut().map(Guarded::slice_mut).collect();
-                    model
-                        .run_with_arena(&[input.slice()], arena.slice_mut(), &mut out_slices)
-                        .unwrap();
-                }
+                let outs = run_guarded(&model, &[x.data()], &lens, at_end).unwrap();
                 for (o, w) in outs.iter().zip(&want) {
                     let same = o
-                        .slice()
                         .iter()
                         .zip(w.data())
                         .all(|(a, b)| a.to_bits() == b.to_bits());
@@ -320,7 +208,7 @@ mod guard {
             let g = Guarded::new(5, true);
             // SAFETY: deliberately not sound: this reads the PROT_NONE page right after the
             // buffer, to prove that such a read faults. It runs only in the child process.
-            let v = unsafe { std::ptr::read_volatile(g.data.add(5)) };
+            let v = unsafe { std::ptr::read_volatile(g.as_ptr().add(5)) };
             println!("read {v} past the end: the guard did not fault");
             std::process::exit(0);
         }

@@ -6,6 +6,8 @@
 //! module only, so the parts it leaves would each warn as dead code there.
 #![allow(dead_code)]
 
+pub mod guard;
+pub mod onnx_build;
 pub mod random_graph;
 
 use kiln::Graph;
@@ -379,4 +381,30 @@ pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
         config.rng_seed = RngSeed::Fixed(0x6b69_6c6e);
     }
     config
+}
+
+/// Agreement with the interpreter: NaN at the same places, the rest within 1e-4 relative plus
+/// 1e-4 of the output's largest magnitude (sums taken in another order, with FMAs).
+pub fn close_to_interpreter(got: &Tensor, want: &Tensor) -> Result<(), String> {
+    if got.shape() != want.shape() {
+        return Err(format!("shape {:?} vs {:?}", got.shape(), want.shape()));
+    }
+    let scale = want
+        .data()
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(1f32, |m, v| m.max(v.abs()));
+    for (i, (&a, &b)) in got.data().iter().zip(want.data()).enumerate() {
+        let ok = if a.is_nan() || b.is_nan() {
+            a.is_nan() && b.is_nan()
+        } else if a.is_infinite() || b.is_infinite() {
+            a == b
+        } else {
+            (a - b).abs() <= 1e-4 * b.abs() + 1e-4 * scale
+        };
+        if !ok {
+            return Err(format!("element {i}: jit {a:e}, interpreter {b:e}"));
+        }
+    }
+    Ok(())
 }
