@@ -58,6 +58,7 @@ mod const_ops;
 mod constant;
 mod conv_pool;
 mod error;
+mod external;
 mod gelu_pattern;
 mod import;
 mod layers;

@@ -8,7 +8,6 @@ use super::constant::{checked_numel, ConstTensor};
 use super::error::OnnxError;
 use super::proto::{tensor_proto::DataType, ModelProto, TensorProto};
 use prost::Message;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// The opsets of the default domain Kiln imports.
@@ -101,7 +100,7 @@ pub(crate) fn read_tensor(
         t.data_location == Some(super::proto::tensor_proto::DataLocation::External as i32);
     let external_bytes;
     let bytes: Option<&[u8]> = if external {
-        external_bytes = read_external(t, name, base_dir, numel * width)?;
+        external_bytes = super::external::read_external(t, name, base_dir, numel * width)?;
         Some(&external_bytes)
     } else {
         t.raw_data
@@ -147,93 +146,6 @@ pub(crate) fn read_tensor(
     } else {
         ConstTensor::i64(shape, t.int64_data.clone())
     })
-}
-
-/// Reads `nbytes` of a tensor's data from its external file (`location`, `offset`, `length`
-/// entries), resolved relative to `base_dir`.
-fn read_external(
-    t: &TensorProto,
-    name: &str,
-    base_dir: Option<&Path>,
-    nbytes: usize,
-) -> Result<Vec<u8>, OnnxError> {
-    let entry = |key: &str| {
-        t.external_data
-            .iter()
-            .find(|e| e.key.as_deref() == Some(key))
-            .and_then(|e| e.value.as_deref())
-    };
-    let invalid = |msg: String| OnnxError::InvalidTensor {
-        tensor: name.to_string(),
-        msg,
-    };
-    let location = entry("location")
-        .filter(|l| !l.is_empty())
-        .ok_or_else(|| invalid("external data without a `location`".into()))?;
-    let number = |key: &str| -> Result<Option<u64>, OnnxError> {
-        entry(key)
-            .map(|v| {
-                v.trim()
-                    .parse::<u64>()
-                    .map_err(|_| invalid(format!("external data `{key}` is not a number: {v:?}")))
-            })
-            .transpose()
-    };
-    let offset = number("offset")?.unwrap_or(0);
-    let length = number("length")?;
-    let Some(base_dir) = base_dir else {
-        return Err(OnnxError::ExternalData {
-            tensor: name.to_string(),
-            path: location.into(),
-            msg: "the model was not read from a file, so external data cannot be resolved".into(),
-        });
-    };
-    let path = base_dir.join(location);
-    let err = |msg: String| OnnxError::ExternalData {
-        tensor: name.to_string(),
-        path: path.clone(),
-        msg,
-    };
-    // As the onnx library does (CVE-2022-25882): a model may only read files beside it, not
-    // `/etc/…` or `../../…`.
-    let inside = Path::new(location).components().all(|c| {
-        matches!(
-            c,
-            std::path::Component::Normal(_) | std::path::Component::CurDir
-        )
-    });
-    if !inside {
-        return Err(err(
-            "`location` must be a relative path inside the model's directory".into(),
-        ));
-    }
-    if length.is_some_and(|l| l != nbytes as u64) {
-        return Err(err(format!(
-            "`length` is {} bytes, but dims {:?} need {nbytes}",
-            length.unwrap_or(0),
-            t.dims
-        )));
-    }
-    let mut file = std::fs::File::open(&path).map_err(|e| {
-        err(if e.kind() == std::io::ErrorKind::NotFound {
-            "file not found".to_string()
-        } else {
-            e.to_string()
-        })
-    })?;
-    let file_len = file.metadata().map_err(|e| err(e.to_string()))?.len();
-    let end = offset.checked_add(nbytes as u64);
-    if end.is_none_or(|end| end > file_len) {
-        return Err(err(format!(
-            "needs bytes {offset}..{} but the file has {file_len}",
-            end.map_or_else(|| "overflow".to_string(), |e| e.to_string())
-        )));
-    }
-    file.seek(SeekFrom::Start(offset))
-        .map_err(|e| err(e.to_string()))?;
-    let mut buf = vec![0u8; nbytes];
-    file.read_exact(&mut buf).map_err(|e| err(e.to_string()))?;
-    Ok(buf)
 }
 
 #[cfg(test)]
